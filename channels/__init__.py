@@ -1,0 +1,92 @@
+"""Channel adapters: one per transport, each knowing its transport and the schema only.
+
+An adapter has up to three parts: the listener that takes input and calls
+``gateway.intake.accept``; a *normaliser* that turns the stored raw input into the
+``intake/v1`` record (run at the edge or as the pipeline's first step); and a *notifier*
+that sends a message back to the customer by that channel. The pipeline finds the last two
+through the registries below, by name, so a step never imports a transport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import import_module
+from typing import Protocol
+
+from gateway.blobstore import BlobStore
+from gateway.ledger import LedgerEntry
+from gateway.schema import IntakeRecord
+from gateway.settings import Settings
+
+
+class Normaliser(Protocol):
+    """Fills ``record`` (id, reference, channel and source are set) from the raw input."""
+
+    def __call__(
+        self, raw: bytes, entry: LedgerEntry, record: IntakeRecord, blobs: BlobStore
+    ) -> IntakeRecord: ...
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message to send to a customer, already written; the notifier only delivers it."""
+
+    record: IntakeRecord
+    purpose: str
+    recipient: str
+    subject: str
+    text: str
+    html: str | None
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    channel: str
+    sent_at: datetime
+    message_id: str
+    via: str
+
+
+class Notifier(Protocol):
+    channel: str
+
+    def recipient_for(self, record: IntakeRecord) -> str | None:
+        """Who a reply to this record goes to, or None when the channel cannot reach them."""
+
+    def send(self, notice: Notice) -> Delivery:
+        """Deliver ``notice``; raise DeliveryError when it cannot be handed over."""
+
+
+_NORMALISERS = {
+    "email": "channels.email.normalise:normalise_email",
+}
+
+_NOTIFIERS = {
+    "email": "channels.email.outbound:EmailNotifier",
+}
+
+
+def _load(path: str) -> object:
+    module, _, name = path.partition(":")
+    return getattr(import_module(module), name)
+
+
+def normaliser_for(name: str) -> Normaliser:
+    try:
+        target = _NORMALISERS[name]
+    except KeyError:
+        raise LookupError(f"no normaliser named {name!r}") from None
+    normaliser: Normaliser = _load(target)  # type: ignore[assignment]
+    return normaliser
+
+
+def notifier_for(channel: str, settings: Settings) -> Notifier | None:
+    """The notifier that answers on ``channel``, or None when that channel has none."""
+    target = _NOTIFIERS.get(channel)
+    if target is None:
+        return None
+    factory = _load(target)
+    notifier: Notifier = factory(settings)  # type: ignore[operator]
+    return notifier

@@ -1,0 +1,1 @@
+"""Email: the SMTP listener, the MIME normaliser and the outbound mail notifier."""

@@ -1,0 +1,113 @@
+"""Sending mail to customers: acknowledgements and redirects, by the relay or to a folder.
+
+Every message we send says it is automatic (RFC 3834 ``Auto-Submitted: auto-replied``,
+Exchange's ``X-Auto-Response-Suppress``, our own loop header) and goes with a null
+envelope sender, so that autoresponders do not answer it and bounces do not come back
+as new complaints. It threads onto the customer's message with In-Reply-To/References.
+With no relay configured (a first run on a fresh machine) messages are written as .eml
+files to the outbox folder under the data directory, where they can be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from channels import Delivery, Notice
+from channels.email.automated import LOOP_HEADER
+from gateway.errors import DeliveryError
+from gateway.schema import IntakeRecord
+from gateway.settings import Settings
+
+SEND_TIMEOUT = 30.0
+
+
+class EmailNotifier:
+    """Delivers notices by email."""
+
+    channel = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def recipient_for(self, record: IntakeRecord) -> str | None:
+        return record.customer.email
+
+    def build(self, notice: Notice) -> EmailMessage:
+        record = notice.record
+        message = EmailMessage()
+        message["From"] = formataddr((self.settings.organisation_name, self.settings.ack_sender))
+        message["To"] = notice.recipient
+        message["Subject"] = notice.subject
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = notice.message_id
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+        message[LOOP_HEADER] = self.settings.domains[0]
+        message["X-Intake-Reference"] = record.reference
+        if record.source.message_id:
+            message["In-Reply-To"] = record.source.message_id
+            chain = [*record.thread.references, record.source.message_id]
+            message["References"] = " ".join(chain[-20:])
+        message.set_content(notice.text)
+        if notice.html:
+            message.add_alternative(notice.html, subtype="html")
+        return message
+
+    def send(self, notice: Notice) -> Delivery:
+        message = self.build(notice)
+        if self.settings.smtp_relay_url:
+            asyncio.run(self._relay(message, notice.recipient))
+            via = "relay"
+        else:
+            self._write_outbox(message, notice)
+            via = "outbox"
+        return Delivery(
+            channel=self.channel, sent_at=datetime.now(UTC), message_id=notice.message_id, via=via
+        )
+
+    async def _relay(self, message: EmailMessage, recipient: str) -> None:
+        url = urlsplit(self.settings.smtp_relay_url or "")
+        implicit_tls = url.scheme == "smtps"
+        client = aiosmtplib.SMTP(
+            hostname=url.hostname or "localhost",
+            port=url.port or (465 if implicit_tls else 25),
+            use_tls=implicit_tls,
+            start_tls=True if url.scheme == "smtp+starttls" else False,
+            timeout=SEND_TIMEOUT,
+        )
+        try:
+            async with client:
+                if url.username:
+                    await client.login(unquote(url.username), unquote(url.password or ""))
+                # A null envelope sender: bounces of an automatic reply must not come back.
+                await client.sendmail("", [recipient], message.as_bytes())
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [refusal.code for refusal in exc.recipients]
+            permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+            raise DeliveryError(f"relay refused the recipient {codes}", permanent=permanent) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise DeliveryError(f"relay answered {exc.code}", permanent=500 <= exc.code < 600) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"relay unavailable ({type(exc).__name__})") from exc
+
+    def _write_outbox(self, message: EmailMessage, notice: Notice) -> None:
+        folder = self.settings.outbox_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            name = notice.message_id.strip("<>").replace("/", "_") + ".eml"
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(message.as_bytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, folder / name)
+        except OSError as exc:
+            raise DeliveryError(f"outbox not writable ({exc.strerror})") from exc

@@ -1,0 +1,138 @@
+"""The SMTP listener: takes mail for our domains and confirms it only once it is safe.
+
+Recipients are checked in ``handle_RCPT``, before any data is sent. ``handle_DATA`` does
+the least work that makes the message safe — store it, record it, queue it — and answers
+250 only after that; parsing waits for the worker. Any failure inside answers
+``451 4.3.0`` so the sending server keeps the message and tries again: aiosmtpd's own
+exception handler would answer 500 (a permanent failure that bounces the customer's
+complaint) with the exception's text in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.email.identity import email_identity
+from channels.email.recipients import RecipientPolicy
+from gateway.errors import TemporaryError
+from gateway.intake import Arrival, IntakeContext, accept
+from gateway.logs import get_logger
+from gateway.settings import Settings
+
+log = get_logger("channels.email.smtp")
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+
+
+class SMTPHandler:
+    """aiosmtpd handler: one instance serves every connection of a listener."""
+
+    def __init__(self, ctx: IntakeContext, executor: ThreadPoolExecutor | None = None) -> None:
+        self.ctx = ctx
+        self.policy = RecipientPolicy(ctx.settings.domains)
+        self.executor = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="accept")
+        self.in_flight = 0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        refusal = self.policy.refusal(address)
+        if refusal is not None:
+            log.info("smtp.rcpt_refused", reply=refusal[:9])
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw: bytes = envelope.original_content or b""
+        self.in_flight += 1
+        try:
+            key, message_id = email_identity(raw)
+            arrival = Arrival(
+                channel="email",
+                transport="smtp",
+                normaliser="email",
+                raw=raw,
+                idempotency_key=key,
+                meta={
+                    "envelope_from": envelope.mail_from,
+                    "recipients": list(envelope.rcpt_tos),
+                    "message_id": message_id,
+                },
+            )
+            loop = asyncio.get_running_loop()
+            # In a thread: fsync must not stall other connections, and if the client hangs
+            # up now the thread still finishes, so a resend is recognised as a repeat.
+            receipt = await loop.run_in_executor(self.executor, accept, arrival, self.ctx)
+        except TemporaryError as exc:
+            log.warning("smtp.deferred", error=type(exc).__name__)
+            return TEMPORARY_FAILURE
+        finally:
+            self.in_flight -= 1
+        log.info("smtp.accepted", record_id=receipt.id, repeat=receipt.duplicate, size=len(raw))
+        return f"250 2.0.0 Accepted, reference {receipt.reference}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("smtp.internal_error", error=type(error).__name__)
+        return TEMPORARY_FAILURE
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not (settings.smtp_tls_cert and settings.smtp_tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.smtp_tls_cert, settings.smtp_tls_key)
+    return context
+
+
+def make_smtp(handler: SMTPHandler, settings: Settings) -> SMTP:
+    """The protocol object for one connection, with the gateway's limits."""
+    return SMTP(
+        handler,
+        hostname=settings.hostname,
+        ident="intake-gateway",
+        data_size_limit=settings.max_message_bytes,
+        tls_context=tls_context(settings),
+        require_starttls=False,
+        timeout=settings.smtp_idle_timeout_seconds,
+        command_call_limit=settings.smtp_command_limit,
+        enable_SMTPUTF8=True,
+    )
+
+
+class SMTPController(Controller):  # type: ignore[misc]
+    """Runs the listener in a thread, as aiosmtpd's Controller does, with our protocol."""
+
+    def __init__(self, handler: SMTPHandler, settings: Settings, **kwargs: Any) -> None:
+        self.settings = settings
+        super().__init__(handler, hostname=settings.bind_host, port=settings.smtp_port, **kwargs)
+
+    def factory(self) -> SMTP:
+        return make_smtp(self.handler, self.settings)
+
+
+async def serve(ctx: IntakeContext, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set, then finish messages in flight and return."""
+    settings = ctx.settings
+    handler = SMTPHandler(ctx)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: make_smtp(handler, settings), host=settings.bind_host, port=settings.smtp_port
+    )
+    ports = sorted({sock.getsockname()[1] for sock in server.sockets})
+    log.info("smtp.listening", host=settings.bind_host, ports=ports)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    server.close()
+    deadline = loop.time() + settings.shutdown_grace_seconds
+    while handler.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    log.info("smtp.stopped", unfinished=handler.in_flight)
+    handler.executor.shutdown(wait=True)

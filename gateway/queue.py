@@ -1,0 +1,62 @@
+"""The single place that queues pipeline jobs.
+
+Jobs carry only a record id, never the complaint: the text stays in the ledger and the
+blob store. The queue uses rq's JSON serializer, so nothing pickled crosses Redis. TTLs
+are set on purpose: a finished job's result is dropped at once (the ledger is the
+result), and a failed job is kept for ``failed_job_ttl_days`` for a person to inspect,
+not rq's default of a year.
+"""
+
+from __future__ import annotations
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from gateway.settings import Settings
+
+JOB_FUNCTION = "workers.entry.process_record"
+RETRY_INTERVALS = [2, 10, 60, 300, 1800]
+
+
+def job_id(record_id: str, attempt: int = 0) -> str:
+    return f"rec-{record_id}" if attempt == 0 else f"rec-{record_id}-{attempt}"
+
+
+class IntakeQueue:
+    """The rq queue named by ``INTAKE_QUEUE_NAME`` with the gateway's job policy."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+        self.failure_ttl = settings.failed_job_ttl_days * 86400
+
+    def enqueue(
+        self, record_id: str, attempt: int = 0, pipeline: redis.client.Pipeline | None = None
+    ) -> Job:
+        return self.queue.enqueue_call(
+            JOB_FUNCTION,
+            args=[record_id],
+            job_id=job_id(record_id, attempt),
+            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            result_ttl=0,
+            failure_ttl=self.failure_ttl,
+            timeout=600,
+            pipeline=pipeline,
+        )
+
+    def is_waiting(self, record_id: str, attempt: int) -> bool:
+        """True while the record's latest job is still queued or scheduled for a retry."""
+        try:
+            job = Job.fetch(
+                job_id(record_id, attempt),
+                connection=self.queue.connection,
+                serializer=JSONSerializer,
+            )
+        except NoSuchJobError:
+            return False
+        return job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+    def depth(self) -> int:
+        return int(self.queue.count)

@@ -1,0 +1,41 @@
+"""Customer-facing wording, rendered from Jinja2 templates.
+
+The shipped templates live in ``workers/templates``; a file of the same name in
+``INTAKE_TEMPLATES_DIR`` replaces one, so a landlord can reword a message without code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+
+
+@lru_cache(maxsize=4)
+def environment(override_dir: Path | None) -> Environment:
+    loaders: list[BaseLoader] = []
+    if override_dir is not None:
+        loaders.append(FileSystemLoader(str(override_dir)))
+    loaders.append(PackageLoader("workers", "templates"))
+    return Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(name: str, override_dir: Path | None, **values: Any) -> str:
+    return environment(override_dir).get_template(name).render(**values)

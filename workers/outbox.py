@@ -1,0 +1,65 @@
+"""The once-only guard in front of every message we send to a customer.
+
+Intent is recorded before the send (a claim with a lease) and the result after it. A
+second job finds the result and sends nothing; a job that finds a live claim backs off;
+a claim whose lease ran out means its worker died mid-send, and the message is sent
+again with the same Message-ID (the only window for a repeat is between the relay's
+250 and our note of it, a few milliseconds).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from gateway.ledger import PREFIX
+
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'sent' then
+  return {'sent', redis.call('HGET', KEYS[1], 'sent_at'), redis.call('HGET', KEYS[1], 'via')}
+end
+local claimed_until = tonumber(redis.call('HGET', KEYS[1], 'claimed_until') or '0')
+if status == 'claimed' and claimed_until > tonumber(ARGV[1]) then return {'busy'} end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'status', 'claimed', 'claimed_until', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+return {'claimed', tostring(attempts)}
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: str  # "claimed" | "sent" | "busy"
+    attempts: int = 0
+    sent_at: float | None = None
+    via: str | None = None
+
+
+class Outbox:
+    def __init__(self, connection: redis.Redis, claim_seconds: int = 60) -> None:
+        self.redis = connection
+        self.claim_seconds = claim_seconds
+        self._claim = connection.register_script(_CLAIM)
+
+    @staticmethod
+    def key(record_id: str, purpose: str) -> str:
+        return f"{PREFIX}:outbox:{record_id}:{purpose}"
+
+    def claim(self, record_id: str, purpose: str) -> Claim:
+        reply = self._claim(keys=[self.key(record_id, purpose)], args=[time.time(), self.claim_seconds])
+        state = reply[0].decode()
+        if state == "sent":
+            return Claim("sent", sent_at=float(reply[1]), via=reply[2].decode() if reply[2] else None)
+        if state == "busy":
+            return Claim("busy")
+        return Claim("claimed", attempts=int(reply[1]))
+
+    def sent(self, record_id: str, purpose: str, sent_at: float, via: str) -> None:
+        self.redis.hset(
+            self.key(record_id, purpose), mapping={"status": "sent", "sent_at": sent_at, "via": via}
+        )
+
+    def release(self, record_id: str, purpose: str, status: str = "released") -> None:
+        self.redis.hset(self.key(record_id, purpose), mapping={"status": status, "claimed_until": 0})

@@ -1,0 +1,73 @@
+"""The pipeline, declared once, and the one loop that runs it.
+
+Each finished step is recorded on the ledger with the record as it left it, so a job that
+runs again (its worker was killed, rq retried it, the reaper requeued it) resumes after the
+last finished step instead of repeating work. ``StopPipeline`` is caught here and only
+here: the remaining steps are skipped except those that always run (publish), since a
+record that is not answered must still reach the back office.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from gateway.ledger import LedgerEntry
+from gateway.logs import get_logger
+from gateway.schema import IntakeRecord, Source
+from workers.context import WorkerContext
+from workers.step import Step, StopPipeline
+from workers.steps import acknowledge, normalise, publish
+
+log = get_logger("workers.pipeline")
+
+PIPELINE: tuple[str, ...] = ("normalise", "acknowledge", "publish")
+
+STEPS: dict[str, Step] = {
+    step.name: step
+    for step in (normalise.Normalise(), acknowledge.Acknowledge(), publish.Publish())
+}
+
+
+def skeleton(entry: LedgerEntry) -> IntakeRecord:
+    """The record before normalising: what the ledger knows of how the message arrived."""
+    return IntakeRecord(
+        id=entry.id,
+        reference=entry.reference,
+        channel=entry.channel,  # type: ignore[arg-type]
+        received_at=entry.received_at,
+        source=Source(
+            transport=entry.transport,  # type: ignore[arg-type]
+            raw_sha256=entry.raw_sha256,
+            raw_size=entry.raw_size,
+        ),
+    )
+
+
+def run_pipeline(record_id: str, ctx: WorkerContext) -> IntakeRecord:
+    entry = ctx.ledger.load(record_id)
+    record = entry.record or skeleton(entry)
+    lease = ctx.settings.job_lease_seconds
+    stopped: str | None = None
+    for name in PIPELINE:
+        step = STEPS[name]
+        if name in entry.steps or (stopped and not step.always_runs):
+            continue
+        ctx.ledger.renew_lease(record_id, lease)
+        started = time.perf_counter()
+        try:
+            record = step.process(record, entry, ctx)
+        except StopPipeline as stop:
+            record, stopped = stop.record, stop.reason
+            log.info("pipeline.stopped", record_id=record_id, step=name, reason=stop.reason)
+        if name != "publish":  # publish records its own completion atomically
+            ctx.ledger.finish_step(record_id, name, record, lease)
+        log.debug(
+            "pipeline.step", record_id=record_id, step=name,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+    log.info(
+        "pipeline.done", record_id=record_id, disposition=record.disposition.value,
+        at=datetime.now(UTC).isoformat(),
+    )
+    return record
