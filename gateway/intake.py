@@ -77,11 +77,11 @@ def accept(arrival: Arrival, ctx: IntakeContext) -> Receipt:
         with ctx.connection.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(idem)
+                    pipe.watch(idem)  # type: ignore[no-untyped-call]
                     existing = pipe.get(idem)
                     if existing is not None:
                         pipe.unwatch()
-                        return _repeat_receipt(ctx, existing.decode())
+                        return _repeat_receipt(ctx, keys.text(existing))
                     record_id = str(ULID())
                     reference = _next_reference(pipe, ctx.settings.reference_prefix, received_at)
                     entry = LedgerEntry(
@@ -98,7 +98,9 @@ def accept(arrival: Arrival, ctx: IntakeContext) -> Receipt:
                     pipe.multi()
                     pipe.set(idem, record_id, ex=ttl)
                     pipe.hset(keys.record_key(record_id), mapping=entry.to_hash())
-                    pipe.zadd(keys.PENDING, {record_id: time.time() + ctx.settings.job_lease_seconds})
+                    pipe.zadd(
+                        keys.PENDING, {record_id: time.time() + ctx.settings.job_lease_seconds}
+                    )
                     pipe.hincrby(keys.STATS, f"accepted:{arrival.channel}", 1)
                     ctx.queue.enqueue(record_id, pipeline=pipe)
                     pipe.execute()

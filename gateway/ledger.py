@@ -30,6 +30,11 @@ STATS = f"{PREFIX}:stats"
 CASES_STREAM = f"{PREFIX}:cases"
 
 
+def text(value: bytes | str) -> str:
+    """Redis replies are bytes on our connections; the typing allows str too."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def record_key(record_id: str) -> str:
     return f"{PREFIX}:rec:{record_id}"
 
@@ -60,7 +65,7 @@ class LedgerEntry:
     stream_id: str | None = None
     attempts: int = 0
 
-    def to_hash(self) -> dict[str, str]:
+    def to_hash(self) -> dict[Any, Any]:
         return {
             "id": self.id,
             "reference": self.reference,
@@ -106,7 +111,7 @@ class Ledger:
         raw = self.redis.hgetall(record_key(record_id))
         if not raw:
             raise RecordNotFoundError(record_id)
-        data = {k.decode(): v.decode() for k, v in raw.items()}
+        data = {text(k): text(v) for k, v in raw.items()}
         record = IntakeRecord.from_json(data["record"]) if "record" in data else None
         return LedgerEntry(
             id=data["id"],
@@ -126,12 +131,14 @@ class Ledger:
 
     def reference_of(self, record_id: str) -> str | None:
         value = self.redis.hget(record_key(record_id), "reference")
-        return value.decode() if value else None
+        return text(value) if value else None
 
     def finish_step(self, record_id: str, step: str, record: IntakeRecord, lease: int) -> None:
         """Keep the record as the step left it, mark the step done, renew the lease."""
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(record_key(record_id), mapping={"record": record.to_json(), f"step:{step}": "1"})
+            pipe.hset(
+                record_key(record_id), mapping={"record": record.to_json(), f"step:{step}": "1"}
+            )
             pipe.zadd(PENDING, {record_id: time.time() + lease}, xx=True)
             pipe.execute()
 
@@ -140,16 +147,16 @@ class Ledger:
 
     def publish_once(self, record: IntakeRecord, stream: str = CASES_STREAM) -> str:
         """Append the record to the feed unless it is already there; return its entry id."""
-        result = self._publish(
+        result: bytes | str = self._publish(
             keys=[record_key(record.id), stream, PENDING, STATS],
             args=[record.to_json(), record.id],
         )
-        return result.decode() if isinstance(result, bytes) else str(result)
+        return text(result)
 
     def claim_expired(self, lease: int, limit: int = 100) -> list[str]:
         now = time.time()
         ids = self._claim(keys=[PENDING], args=[now, now + lease, limit])
-        return [i.decode() for i in ids]
+        return [text(i) for i in ids]
 
     def count_attempt(self, record_id: str) -> int:
         return int(self.redis.hincrby(record_key(record_id), "attempts", 1))
@@ -166,4 +173,4 @@ class Ledger:
         self.redis.hincrby(STATS, name, amount)
 
     def stats(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.redis.hgetall(STATS).items()}
+        return {text(k): int(v) for k, v in self.redis.hgetall(STATS).items()}

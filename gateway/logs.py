@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -29,14 +30,16 @@ def _mask(value: Any) -> Any:
     return value
 
 
-def redact_personal_data(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_personal_data(_: Any, __: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
     return {key: _mask(value) for key, value in event.items()}
 
 
 def configure_logging(level: str = "info", json: bool = True) -> None:
     """Configure structlog and the standard library's logging to write one line per event."""
     numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
     for noisy in ("mail.log", "aiosmtpd", "rq.worker", "mailparser"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

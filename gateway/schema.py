@@ -133,7 +133,7 @@ class Acknowledgement(_Model):
 class IntakeRecord(_Model):
     """One complaint, enquiry or other message, however it arrived."""
 
-    schema_: Literal["intake/v1"] = Field(default=SCHEMA_VERSION, alias="schema")
+    schema_: Literal["intake/v1"] = Field(default="intake/v1", alias="schema")
     id: str = Field(description="ULID, sortable by arrival")
     reference: str = Field(description="customer-facing reference, e.g. CX-2026-000123")
     channel: Channel

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("intake-data"), description="Blobs, embedded Redis.")
     queue_name: str = "intake"
-    job_lease_seconds: int = Field(default=120, ge=2, description="Re-run unfinished records after.")
+    job_lease_seconds: int = Field(
+        default=120, ge=2, description="Re-run unfinished records after."
+    )
     reaper_interval_seconds: float = Field(default=5.0, gt=0)
     failed_job_ttl_days: int = Field(default=14, ge=1)
     idempotency_ttl_days: int = Field(default=400, ge=1)

@@ -24,7 +24,8 @@ end
 local claimed_until = tonumber(redis.call('HGET', KEYS[1], 'claimed_until') or '0')
 if status == 'claimed' and claimed_until > tonumber(ARGV[1]) then return {'busy'} end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'status', 'claimed', 'claimed_until', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+local lease_end = tonumber(ARGV[1]) + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'status', 'claimed', 'claimed_until', lease_end)
 return {'claimed', tostring(attempts)}
 """
 
@@ -48,10 +49,14 @@ class Outbox:
         return f"{PREFIX}:outbox:{record_id}:{purpose}"
 
     def claim(self, record_id: str, purpose: str) -> Claim:
-        reply = self._claim(keys=[self.key(record_id, purpose)], args=[time.time(), self.claim_seconds])
+        reply = self._claim(
+            keys=[self.key(record_id, purpose)], args=[time.time(), self.claim_seconds]
+        )
         state = reply[0].decode()
         if state == "sent":
-            return Claim("sent", sent_at=float(reply[1]), via=reply[2].decode() if reply[2] else None)
+            return Claim(
+                "sent", sent_at=float(reply[1]), via=reply[2].decode() if reply[2] else None
+            )
         if state == "busy":
             return Claim("busy")
         return Claim("claimed", attempts=int(reply[1]))
@@ -62,4 +67,6 @@ class Outbox:
         )
 
     def release(self, record_id: str, purpose: str, status: str = "released") -> None:
-        self.redis.hset(self.key(record_id, purpose), mapping={"status": status, "claimed_until": 0})
+        self.redis.hset(
+            self.key(record_id, purpose), mapping={"status": status, "claimed_until": 0}
+        )

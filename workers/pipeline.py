@@ -63,11 +63,15 @@ def run_pipeline(record_id: str, ctx: WorkerContext) -> IntakeRecord:
         if name != "publish":  # publish records its own completion atomically
             ctx.ledger.finish_step(record_id, name, record, lease)
         log.debug(
-            "pipeline.step", record_id=record_id, step=name,
+            "pipeline.step",
+            record_id=record_id,
+            step=name,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
     log.info(
-        "pipeline.done", record_id=record_id, disposition=record.disposition.value,
+        "pipeline.done",
+        record_id=record_id,
+        disposition=record.disposition.value,
         at=datetime.now(UTC).isoformat(),
     )
     return record

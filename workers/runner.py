@@ -79,9 +79,7 @@ def run_worker(settings: Settings, redis_url: str, burst: bool = False) -> None:
         reaper.sweep()
     else:
         reaper.start()
-    worker = SimpleWorker(
-        [ctx.queue.queue], connection=connection, serializer=JSONSerializer
-    )
+    worker = SimpleWorker([ctx.queue.queue], connection=connection, serializer=JSONSerializer)
     log.info("worker.started", name=worker.name, queue=settings.queue_name)
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

@@ -20,11 +20,12 @@ class Step(Protocol):
     name: str
     always_runs: bool
 
-    def process(self, record: IntakeRecord, entry: LedgerEntry, ctx: WorkerContext) -> IntakeRecord:
-        ...
+    def process(
+        self, record: IntakeRecord, entry: LedgerEntry, ctx: WorkerContext
+    ) -> IntakeRecord: ...
 
 
-class StopPipeline(Exception):  # noqa: N818 - a signal, not an error
+class StopPipeline(Exception):
     """Raised by a step to skip the remaining steps except those that always run."""
 
     def __init__(self, record: IntakeRecord, reason: str) -> None:

@@ -13,15 +13,32 @@ LOOP_HEADER = "X-Intake-Loop"
 
 _MACHINE_LOCAL_PARTS = frozenset(
     {
-        "mailer-daemon", "postmaster", "noreply", "no-reply", "no_reply", "donotreply",
-        "do-not-reply", "do_not_reply", "bounce", "bounces", "autoreply", "auto-reply",
+        "mailer-daemon",
+        "postmaster",
+        "noreply",
+        "no-reply",
+        "no_reply",
+        "donotreply",
+        "do-not-reply",
+        "do_not_reply",
+        "bounce",
+        "bounces",
+        "autoreply",
+        "auto-reply",
     }
 )
 _AUTO_SUBJECT_PREFIXES = (
-    "auto:", "automatic reply:", "autoreply:", "auto-reply:", "out of office:",
+    "auto:",
+    "automatic reply:",
+    "autoreply:",
+    "auto-reply:",
+    "out of office:",
     "out of office autoreply",
-    "undeliverable:", "undelivered mail", "delivery status notification",
-    "mail delivery failed", "returned mail:",
+    "undeliverable:",
+    "undelivered mail",
+    "delivery status notification",
+    "mail delivery failed",
+    "returned mail:",
 )
 
 

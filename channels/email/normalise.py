@@ -91,7 +91,7 @@ def _sender(mail: Any, headers: Any) -> tuple[str, str | None]:
     candidates: list[tuple[str, str]] = []
     if mail is not None:
         try:
-            candidates = [tuple(pair) for pair in (mail.from_ or [])]  # type: ignore[misc]
+            candidates = [(str(pair[0]), str(pair[1])) for pair in (mail.from_ or [])]
         except Exception:
             candidates = []
     if not candidates:
@@ -137,9 +137,7 @@ def _attachments(mail: Any, blobs: BlobStore, review: list[str]) -> list[Attachm
             break
         payload = part.get("payload") or ""
         try:
-            data = (
-                base64.b64decode(payload) if part.get("binary") else str(payload).encode("utf-8")
-            )
+            data = base64.b64decode(payload) if part.get("binary") else str(payload).encode("utf-8")
         except (binascii.Error, ValueError):
             review.append(f"attachment {index + 1} could not be decoded")
             continue
@@ -147,7 +145,9 @@ def _attachments(mail: Any, blobs: BlobStore, review: list[str]) -> list[Attachm
         content_type = str(part.get("mail_content_type") or "application/octet-stream").lower()
         sha256 = blobs.put(data) if data else hashlib.sha256(b"").hexdigest()
         found.append(
-            Attachment(filename=filename, content_type=content_type[:100], size=len(data), sha256=sha256)
+            Attachment(
+                filename=filename, content_type=content_type[:100], size=len(data), sha256=sha256
+            )
         )
     return found
 

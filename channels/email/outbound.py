@@ -80,7 +80,7 @@ class EmailNotifier:
             hostname=url.hostname or "localhost",
             port=url.port or (465 if implicit_tls else 25),
             use_tls=implicit_tls,
-            start_tls=True if url.scheme == "smtp+starttls" else False,
+            start_tls=url.scheme == "smtp+starttls",
             timeout=SEND_TIMEOUT,
         )
         try:
@@ -92,9 +92,13 @@ class EmailNotifier:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refusal.code for refusal in exc.recipients]
             permanent = bool(codes) and all(500 <= code < 600 for code in codes)
-            raise DeliveryError(f"relay refused the recipient {codes}", permanent=permanent) from exc
+            raise DeliveryError(
+                f"relay refused the recipient {codes}", permanent=permanent
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"relay answered {exc.code}", permanent=500 <= exc.code < 600) from exc
+            raise DeliveryError(
+                f"relay answered {exc.code}", permanent=500 <= exc.code < 600
+            ) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"relay unavailable ({type(exc).__name__})") from exc
 

@@ -40,7 +40,12 @@ class SMTPHandler:
         self.in_flight = 0
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
     ) -> str:
         refusal = self.policy.refusal(address)
         if refusal is not None:
@@ -106,7 +111,7 @@ def make_smtp(handler: SMTPHandler, settings: Settings) -> SMTP:
     )
 
 
-class SMTPController(Controller):  # type: ignore[misc]
+class SMTPController(Controller):
     """Runs the listener in a thread, as aiosmtpd's Controller does, with our protocol."""
 
     def __init__(self, handler: SMTPHandler, settings: Settings, **kwargs: Any) -> None:
@@ -117,7 +122,9 @@ class SMTPController(Controller):  # type: ignore[misc]
         return make_smtp(self.handler, self.settings)
 
 
-async def serve(ctx: IntakeContext, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    ctx: IntakeContext, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
     """Serve until ``stop`` is set, then finish messages in flight and return."""
     settings = ctx.settings
     handler = SMTPHandler(ctx)

@@ -41,12 +41,19 @@ class Acknowledge:
     def process(self, record: IntakeRecord, entry: LedgerEntry, ctx: WorkerContext) -> IntakeRecord:
         settings = ctx.settings
         if record.source.automated:
-            return _decided(record, AckStatus.SUPPRESSED, "automated mail: " + "; ".join(
-                record.source.automated_reasons))
+            return _decided(
+                record,
+                AckStatus.SUPPRESSED,
+                "automated mail: " + "; ".join(record.source.automated_reasons),
+            )
         if record.deadlines is None:
             today = uk_date(datetime.now(UTC))
             record = record.model_copy(
-                update={"deadlines": compute_deadlines(record.received_at, settings, acknowledged_on=today)}
+                update={
+                    "deadlines": compute_deadlines(
+                        record.received_at, settings, acknowledged_on=today
+                    )
+                }
             )
         if record.disposition in _NOT_ANSWERED:
             return _decided(record, AckStatus.SUPPRESSED, _NOT_ANSWERED[record.disposition])
@@ -55,15 +62,23 @@ class Acknowledge:
             return _decided(record, AckStatus.NOT_APPLICABLE, "no automatic reply on this channel")
         recipient = notifier.recipient_for(record)
         if not recipient:
-            return _decided(record, AckStatus.NOT_APPLICABLE, "no address to reply to", notifier.channel)
+            return _decided(
+                record, AckStatus.NOT_APPLICABLE, "no address to reply to", notifier.channel
+            )
         if recipient.rpartition("@")[2].lower() in settings.domains:
-            return _decided(record, AckStatus.SUPPRESSED, "the sender is one of our own addresses",
-                            notifier.channel)
+            return _decided(
+                record,
+                AckStatus.SUPPRESSED,
+                "the sender is one of our own addresses",
+                notifier.channel,
+            )
         if _over_daily_limit(ctx, recipient, record.id):
             return _decided(
-                record, AckStatus.SUPPRESSED,
+                record,
+                AckStatus.SUPPRESSED,
                 f"already {settings.ack_limit_per_recipient} acknowledgements to this address "
-                "in 24 hours (possible mail loop)", notifier.channel,
+                "in 24 hours (possible mail loop)",
+                notifier.channel,
             )
 
         outbox = Outbox(ctx.connection)
@@ -72,8 +87,14 @@ class Acknowledge:
             raise StepBusyError(f"{record.id}: acknowledgement being sent by another worker")
         message_id = f"<ack.{record.id}@{settings.domains[0]}>"
         if claim.state == "sent":
-            return _decided(record, AckStatus.SENT, f"sent via {claim.via}", notifier.channel,
-                            datetime.fromtimestamp(claim.sent_at or time.time(), UTC), message_id)
+            return _decided(
+                record,
+                AckStatus.SENT,
+                f"sent via {claim.via}",
+                notifier.channel,
+                datetime.fromtimestamp(claim.sent_at or time.time(), UTC),
+                message_id,
+            )
         values = {
             "record": record,
             "deadlines": record.deadlines,
@@ -103,8 +124,14 @@ class Acknowledge:
         outbox.sent(record.id, PURPOSE, delivery.sent_at.timestamp(), delivery.via)
         ctx.ledger.count(f"acknowledgements:{delivery.channel}")
         log.info("acknowledge.sent", record_id=record.id, via=delivery.via)
-        return _decided(record, AckStatus.SENT, f"sent via {delivery.via}", delivery.channel,
-                        delivery.sent_at, message_id)
+        return _decided(
+            record,
+            AckStatus.SENT,
+            f"sent via {delivery.via}",
+            delivery.channel,
+            delivery.sent_at,
+            message_id,
+        )
 
 
 def _decided(
