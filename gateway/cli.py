@@ -26,7 +26,7 @@ def _settings() -> Settings:
     except SettingsError as exc:
         typer.echo(f"intake: {exc}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.log_file)
     return settings
 
 

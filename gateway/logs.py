@@ -11,7 +11,8 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import structlog
 
@@ -34,11 +35,15 @@ def redact_personal_data(_: Any, __: str, event: MutableMapping[str, Any]) -> di
     return {key: _mask(value) for key, value in event.items()}
 
 
-def configure_logging(level: str = "info", json: bool = True) -> None:
-    """Configure structlog and the standard library's logging to write one line per event."""
+def configure_logging(level: str = "info", json: bool = True, file: Path | None = None) -> None:
+    """Configure structlog and the standard library's logging to write one line per event.
+
+    With ``file`` (``INTAKE_LOG_FILE``) lines are appended there instead of standard error.
+    """
     numeric = getattr(logging, level.upper(), logging.INFO)
+    stream: TextIO = open(file, "a", buffering=1, encoding="utf-8") if file else sys.stderr  # noqa: SIM115
     logging.basicConfig(
-        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+        level=numeric, stream=stream, format="%(levelname)s %(name)s %(message)s", force=True
     )
     for noisy in ("mail.log", "aiosmtpd", "rq.worker", "mailparser"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
@@ -52,7 +57,7 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
 

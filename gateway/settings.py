@@ -86,6 +86,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+    log_file: Path | None = Field(default=None, description="Append logs here, not stderr.")
 
     @field_validator("domains", mode="before")
     @classmethod

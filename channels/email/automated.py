@@ -69,7 +69,7 @@ def automated_reasons(headers: Message, envelope_from: str | None, sender: str |
     if header(LOOP_HEADER):
         reasons.append("our own acknowledgement came back")
     return_path = header("Return-Path")
-    if return_path.replace(" ", "") == "<>" or envelope_from == "":
+    if return_path.replace(" ", "") == "<>" or envelope_from in ("", "<>"):
         reasons.append("null return path (bounce or notification)")
     if sender:
         local = sender.rpartition("@")[0].lower()
