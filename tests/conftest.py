@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +84,14 @@ class Relay:
 
     host: str
     port: int
-    messages: list[tuple[str, list[str], Message]] = field(default_factory=list)
+    messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
         return f"smtp://{self.host}:{self.port}"
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Message]:
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -109,7 +109,11 @@ class _RelayHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.relay.lock:
             self.relay.messages.append(
-                (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))
+                (
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    message_from_bytes(envelope.content, policy=policy.default),
+                )
             )
         return "250 OK"
 

@@ -10,8 +10,13 @@ import redis
 from tests.conftest import Relay, feed_records, make_mail
 
 
-def send(host: str, port: int, raw: bytes, sender: str = "sam.taylor@example.net",
-         to: str = "hello@housing.test") -> tuple[int, bytes]:
+def send(
+    host: str,
+    port: int,
+    raw: bytes,
+    sender: str = "sam.taylor@example.net",
+    to: str = "hello@housing.test",
+) -> tuple[int, bytes]:
     with smtplib.SMTP(host, port, timeout=10) as client:
         client.ehlo("client.example.net")
         client.mail(sender)
@@ -20,7 +25,9 @@ def send(host: str, port: int, raw: bytes, sender: str = "sam.taylor@example.net
 
 
 def test_mail_becomes_one_record_and_one_acknowledgement(
-    smtp_server: tuple[str, int], relay: Relay, connection: redis.Redis,
+    smtp_server: tuple[str, int],
+    relay: Relay,
+    connection: redis.Redis,
     drain: Callable[[], None],
 ) -> None:
     code, reply = send(*smtp_server, make_mail())
@@ -47,7 +54,7 @@ def test_mail_becomes_one_record_and_one_acknowledgement(
     assert ack["X-Auto-Response-Suppress"] == "All"
     assert ack["In-Reply-To"] == "<m1@example.net>"
     assert ack["Message-ID"].endswith("@housing.test>")
-    body = ack.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    body = ack.get_body(("plain",)).get_content()
     assert record.reference in body
     assert record.deadlines is not None
     assert record.deadlines.respond_by.strftime("%-d %B %Y") in body
