@@ -18,7 +18,9 @@ from rq.serializers import JSONSerializer
 from gateway.settings import Settings
 
 JOB_FUNCTION = "workers.entry.process_record"
-RETRY_INTERVALS = [2, 10, 60, 300, 1800]
+# rq retries at once (a blip); longer outages are retried by the reaper when the record's
+# lease runs out, which needs no scheduler process beside the worker.
+IMMEDIATE_RETRIES = 2
 
 
 def job_id(record_id: str, attempt: int = 0) -> str:
@@ -39,7 +41,7 @@ class IntakeQueue:
             JOB_FUNCTION,
             args=[record_id],
             job_id=job_id(record_id, attempt),
-            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            retry=Retry(max=IMMEDIATE_RETRIES),
             result_ttl=0,
             failure_ttl=self.failure_ttl,
             timeout=600,
@@ -47,16 +49,20 @@ class IntakeQueue:
         )
 
     def is_waiting(self, record_id: str, attempt: int) -> bool:
-        """True while the record's latest job is still queued or scheduled for a retry."""
+        """True while the record's latest job is still waiting in the queue.
+
+        A job rq has moved to its intermediate list but never started was taken by a
+        worker that died at that moment; it is not waiting, it is stranded.
+        """
+        identifier = job_id(record_id, attempt)
+        connection = self.queue.connection
         try:
-            job = Job.fetch(
-                job_id(record_id, attempt),
-                connection=self.queue.connection,
-                serializer=JSONSerializer,
-            )
+            job = Job.fetch(identifier, connection=connection, serializer=JSONSerializer)
         except NoSuchJobError:
             return False
-        return job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+        if job.get_status() not in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            return False
+        return connection.lpos(self.queue.intermediate_queue_key, identifier) is None
 
     def depth(self) -> int:
         return int(self.queue.count)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     ack_from: str | None = Field(default=None, description="Defaults to hello@<first domain>.")
     organisation_name: str = "Your housing team"
     reference_prefix: str = Field(default="CX", pattern=r"^[A-Z]{1,6}$")
+    outbox_claim_seconds: int = Field(
+        default=90, ge=1, description="How long a send may take before another worker retries it."
+    )
     ack_limit_per_recipient: int = Field(default=3, ge=1)
     acknowledge_working_days: int = Field(default=5, ge=1)
     respond_working_days: int = Field(default=10, ge=1)

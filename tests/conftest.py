@@ -138,6 +138,7 @@ def settings(tmp_path: Path, redis_url: str, relay: Relay) -> Settings:
         smtp_relay_url=relay.url,
         job_lease_seconds=2,
         reaper_interval_seconds=0.2,
+        outbox_claim_seconds=2,
         organisation_name="Riverside Homes",
     )
 

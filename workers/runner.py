@@ -82,7 +82,7 @@ def run_worker(settings: Settings, redis_url: str, burst: bool = False) -> None:
     worker = SimpleWorker([ctx.queue.queue], connection=connection, serializer=JSONSerializer)
     log.info("worker.started", name=worker.name, queue=settings.queue_name)
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
     finally:
         reaper.stop_event.set()
         log.info("worker.stopped", name=worker.name)

@@ -36,5 +36,5 @@ def email_identity(raw: bytes) -> tuple[str, str | None]:
             digest.update(name.encode() + b":" + str(value).strip().encode("utf-8", "replace"))
             digest.update(b"\n")
     digest.update(b"\n")
-    digest.update(body.replace(b"\r\n", b"\n"))
+    digest.update(body.replace(b"\r\n", b"\n").rstrip())  # trailing blank lines: transport noise
     return f"email:{digest.hexdigest()}", message_id

@@ -27,6 +27,8 @@ class RecipientPolicy:
         """The SMTP reply refusing ``address``, or None when it is one of ours."""
         if not address or len(address) > 254:
             return BAD_ADDRESS
+        if address.lower() == "postmaster":
+            return None  # RFC 5321 4.5.1: must be accepted without a domain
         if address.startswith("@") or ":" in address:
             return RELAY_DENIED  # source route, <@relay:user@domain>
         local, at, domain = address.rpartition("@")

@@ -25,7 +25,7 @@ from workers.outbox import Outbox
 log = get_logger("workers.steps.acknowledge")
 
 PURPOSE = "acknowledgement"
-MAX_SEND_ATTEMPTS = 3
+MAX_SEND_ATTEMPTS = 6  # about two lease periods of a relay outage
 DAY = 86400
 _NOT_ANSWERED = {
     Disposition.DUPLICATE: "a repeat of a message already acknowledged",
@@ -81,7 +81,7 @@ class Acknowledge:
                 notifier.channel,
             )
 
-        outbox = Outbox(ctx.connection)
+        outbox = Outbox(ctx.connection, settings.outbox_claim_seconds)
         claim = outbox.claim(record.id, PURPOSE)
         if claim.state == "busy":
             raise StepBusyError(f"{record.id}: acknowledgement being sent by another worker")
