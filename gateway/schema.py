@@ -166,8 +166,14 @@ class IntakeRecord(_Model):
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of ``intake/v1`` as consumers should validate it."""
+    """The JSON Schema of ``intake/v1`` as consumers should validate it.
+
+    New fields may appear within v1, so the published schema allows properties it does not
+    name (the model itself still refuses unknown input).
+    """
     schema = IntakeRecord.model_json_schema(by_alias=True, mode="serialization")
+    for definition in [schema, *schema.get("$defs", {}).values()]:
+        definition.pop("additionalProperties", None)
     schema["$id"] = "https://schemas.intake-gateway.invalid/intake-v1.schema.json"
     schema["title"] = "intake/v1"
     return schema
