@@ -16,16 +16,34 @@ from gateway.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_FIELDS = {
-    "schema", "id", "reference", "channel", "received_at", "source", "customer", "subject",
-    "text", "language", "attachments", "thread", "triage", "deadlines", "disposition",
-    "duplicate_of", "redirect", "acknowledgement",
+    "schema",
+    "id",
+    "reference",
+    "channel",
+    "received_at",
+    "source",
+    "customer",
+    "subject",
+    "text",
+    "language",
+    "attachments",
+    "thread",
+    "triage",
+    "deadlines",
+    "disposition",
+    "duplicate_of",
+    "redirect",
+    "acknowledgement",
 }
 
 
 def intake(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -44,16 +62,30 @@ def test_schema_names_every_contract_field() -> None:
     properties = set(json_schema()["properties"])
     assert CONTRACT_FIELDS <= properties
     triage = json_schema()["$defs"]["Triage"]["properties"]
-    assert {"kind", "categories", "priority", "vulnerability", "incident_date",
-            "within_time_limit", "stage", "language", "reasons"} <= set(triage)
+    assert {
+        "kind",
+        "categories",
+        "priority",
+        "vulnerability",
+        "incident_date",
+        "within_time_limit",
+        "stage",
+        "language",
+        "reasons",
+    } <= set(triage)
 
 
 def test_a_record_round_trips_with_the_schema_field_named_schema() -> None:
-    record = IntakeRecord.model_validate({
-        "schema": "intake/v1", "id": "01J0000000000000000000000", "reference": "CX-2026-000001",
-        "channel": "sms", "received_at": "2026-11-27T12:00:00Z",
-        "source": {"transport": "twilio", "raw_sha256": "0" * 64},
-    })
+    record = IntakeRecord.model_validate(
+        {
+            "schema": "intake/v1",
+            "id": "01J0000000000000000000000",
+            "reference": "CX-2026-000001",
+            "channel": "sms",
+            "received_at": "2026-11-27T12:00:00Z",
+            "source": {"transport": "twilio", "raw_sha256": "0" * 64},
+        }
+    )
     data = json.loads(record.to_json())
     assert data["schema"] == "intake/v1"
     assert IntakeRecord.from_json(record.to_json()) == record
