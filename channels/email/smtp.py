@@ -38,6 +38,11 @@ class SMTPHandler:
         self.policy = RecipientPolicy(ctx.settings.domains)
         self.executor = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="accept")
         self.in_flight = 0
+        self.connections: set[IntakeSMTP] = set()
+
+    def busy(self) -> bool:
+        """True while a message is being stored or a client is part-way through one."""
+        return self.in_flight > 0 or any(c.in_transaction for c in self.connections)
 
     async def handle_RCPT(
         self,
@@ -96,9 +101,25 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def make_smtp(handler: SMTPHandler, settings: Settings) -> SMTP:
+class IntakeSMTP(SMTP):
+    """aiosmtpd's protocol, made known to the handler so shutdown can wait for transactions."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.event_handler.connections.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.event_handler.connections.discard(self)
+        super().connection_lost(error)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+
+def make_smtp(handler: SMTPHandler, settings: Settings) -> IntakeSMTP:
     """The protocol object for one connection, with the gateway's limits."""
-    return SMTP(
+    return IntakeSMTP(
         handler,
         hostname=settings.hostname,
         ident="intake-gateway",
@@ -118,14 +139,19 @@ class SMTPController(Controller):
         self.settings = settings
         super().__init__(handler, hostname=settings.bind_host, port=settings.smtp_port, **kwargs)
 
-    def factory(self) -> SMTP:
+    def factory(self) -> IntakeSMTP:
         return make_smtp(self.handler, self.settings)
 
 
 async def serve(
     ctx: IntakeContext, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
-    """Serve until ``stop`` is set, then finish messages in flight and return."""
+    """Serve until ``stop`` is set, then let transactions under way finish, and return.
+
+    The listening socket closes at once, so new connections go to another instance (or are
+    retried by the sender); a client part-way through a message may finish it, up to
+    ``shutdown_grace_seconds``.
+    """
     settings = ctx.settings
     handler = SMTPHandler(ctx)
     loop = asyncio.get_running_loop()
@@ -139,7 +165,7 @@ async def serve(
     await stop.wait()
     server.close()
     deadline = loop.time() + settings.shutdown_grace_seconds
-    while handler.in_flight and loop.time() < deadline:
+    while handler.busy() and loop.time() < deadline:
         await asyncio.sleep(0.05)
-    log.info("smtp.stopped", unfinished=handler.in_flight)
+    log.info("smtp.stopped", unfinished=int(handler.busy()))
     handler.executor.shutdown(wait=True)
