@@ -39,6 +39,7 @@ class Notice:
     text: str
     html: str | None
     message_id: str
+    short_text: str | None = None  # for channels that carry a few lines only (SMS)
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,21 @@ class Notifier(Protocol):
 
 _NORMALISERS = {
     "email": "channels.email.normalise:normalise_email",
+    "twilio": "channels.sms.normalise:TwilioNormaliser",
+    "web": "channels.web.normalise:normalise_web",
+    "api": "channels.api.normalise:normalise_api",
 }
 
 _NOTIFIERS = {
     "email": "channels.email.outbound:EmailNotifier",
+    "sms": "channels.sms.notify:SMSNotifier",
+    "whatsapp": "channels.sms.notify:WhatsAppNotifier",
+    # The form and staff-entered complaints are acknowledged by email when one was given.
+    "web": "channels.email.outbound:EmailNotifier",
+    "phone": "channels.email.outbound:EmailNotifier",
+    "letter": "channels.email.outbound:EmailNotifier",
+    "in_person": "channels.email.outbound:EmailNotifier",
+    "api": "channels.email.outbound:EmailNotifier",
 }
 
 
@@ -73,13 +85,28 @@ def _load(path: str) -> object:
     return getattr(import_module(module), name)
 
 
-def normaliser_for(name: str) -> Normaliser:
+def normaliser_for(name: str, settings: Settings | None = None) -> Normaliser:
+    """The normaliser registered as ``name``. A class there is built with the settings
+    (one that needs them, e.g. to fetch media); a function is the normaliser itself."""
     try:
-        target = _NORMALISERS[name]
+        target = _load(_NORMALISERS[name])
     except KeyError:
         raise LookupError(f"no normaliser named {name!r}") from None
-    normaliser: Normaliser = _load(target)  # type: ignore[assignment]
+    if isinstance(target, type):
+        if settings is None:
+            raise LookupError(f"the normaliser {name!r} needs the settings")
+        target = target(settings)
+    normaliser: Normaliser = target  # type: ignore[assignment]
     return normaliser
+
+
+def refusal_for(notifier: Notifier, record: IntakeRecord, recipient: str) -> str | None:
+    """Why nothing may be sent to ``recipient`` on this channel (the customer opted out),
+    or None. Optional for a notifier (``refusal``): asked before sending, so that a refusal
+    is a decision with its reason, not a failed send nor a count against a daily limit."""
+    refusal = getattr(notifier, "refusal", None)
+    reason = refusal(record, recipient) if callable(refusal) else None
+    return str(reason) if reason else None
 
 
 def notifier_for(channel: str, settings: Settings) -> Notifier | None:

@@ -21,6 +21,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._made: set[Path] = set()  # fan-out folders known to exist
 
     def path_for(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -34,7 +35,9 @@ class BlobStore:
         if target.exists():
             return digest
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self._made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(target.parent)
             fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
@@ -47,6 +50,7 @@ class BlobStore:
                 raise
             _fsync_dir(target.parent)
         except OSError as exc:
+            self._made.discard(target.parent)
             raise StorageError(f"blob store write failed: {exc.strerror or exc}") from exc
         return digest
 

@@ -44,6 +44,10 @@ class RecordNotFoundError(IntakeError):
     """A job names a record the ledger does not hold."""
 
 
+class RulesError(SettingsError):
+    """A rules or directory file is malformed; the message names the file and line."""
+
+
 class EmbeddedRedisError(IntakeError):
     """The embedded Redis server could not be started."""
 
@@ -56,5 +60,44 @@ class DeliveryError(IntakeError):
         self.permanent = permanent
 
 
+class SuppressedError(DeliveryError):
+    """The recipient asked not to be messaged (an opt-out): never sent, never retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
 class StepBusyError(IntakeError):
     """Another worker holds the claim on this step; the job is retried later."""
+
+
+class MailboxError(IntakeError):
+    """An IMAP mailbox could not be read; its poller backs off and connects again."""
+
+
+class MailboxAuthError(MailboxError):
+    """The IMAP server refused the mailbox's username, password or token."""
+
+
+class MailboxCertificateError(MailboxError):
+    """The IMAP server's TLS certificate could not be verified."""
+
+
+class MailboxLockLostError(IntakeError):
+    """Another poller holds a mailbox's lease; this one must stop touching the mailbox."""
+
+
+class RequestTooLargeError(SenderError):
+    """An HTTP request body is larger than its endpoint takes (answered 413)."""
+
+
+class RateLimitedError(SenderError):
+    """Too many submissions from one address; answered 429 with when to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IdempotencyConflictError(SenderError):
+    """An Idempotency-Key was used before with a different request body (answered 409)."""

@@ -9,7 +9,12 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from channels.api.routes import api_router
+from channels.imap.status import health as mailbox_health
+from channels.sms.webhook import twilio_router
+from channels.web.routes import web_router
 from gateway import __version__
+from gateway.intake import IntakeContext
 from gateway.ledger import DEAD, PENDING
 from gateway.metrics import RedisCollector
 from gateway.settings import Settings
@@ -46,6 +51,11 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
             unfinished_records=unfinished,
             dead_records=dead,
         )
+        if settings.imap_mailboxes:
+            mailboxes = mailbox_health(connection, settings.imap_failing_after)
+            body.update(mailboxes)
+            if mailboxes["failing_mailboxes"]:
+                body["status"] = "degraded"  # still 200: the other channels take messages in
         return JSONResponse(body)
 
     @app.get("/metrics", tags=["operations"])
@@ -53,4 +63,8 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(twilio_router(settings, connection))
+    intake_ctx = IntakeContext.from_settings(settings, connection)
+    app.include_router(api_router(intake_ctx))
+    app.include_router(web_router(intake_ctx))
     return app

@@ -37,6 +37,9 @@ class Arrival:
     idempotency_key: str
     meta: dict[str, Any] = field(default_factory=dict)
     received_at: datetime | None = None
+    # Further keys naming the same message (IMAP: its mailbox position beside its content
+    # hash); a hit on any of them is a repeat, and all are recorded with the first.
+    also_known_as: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class IntakeContext:
     queue: IntakeQueue
     ledger: Ledger
 
+    def __post_init__(self) -> None:
+        self.record_arrival = self.connection.register_script(_RECORD_ARRIVAL)
+
     @classmethod
     def from_settings(cls, settings: Settings, connection: redis.Redis) -> IntakeContext:
         return cls(
@@ -67,57 +73,87 @@ class IntakeContext:
         )
 
 
+# Record a new arrival in one atomic step: a repeat (any of its keys already known) returns
+# the first record's id; otherwise allocate the reference, write the ledger entry, the
+# idempotency keys, the unfinished-record lease and the count. One round trip, one fsync.
+_RECORD_ARRIVAL = """
+local keys_count = tonumber(ARGV[1])
+for i = 1, keys_count do
+  local existing = redis.call('GET', KEYS[i])
+  if existing then
+    for j = 1, keys_count do
+      redis.call('SET', KEYS[j], existing, 'EX', ARGV[5], 'NX')
+    end
+    redis.call('HINCRBY', KEYS[keys_count + 4], 'repeated_deliveries', 1)
+    return {existing, 0}
+  end
+end
+local number = redis.call('INCR', KEYS[keys_count + 2])
+local reference = ARGV[3] .. '-' .. ARGV[4] .. '-' .. string.format('%06d', number)
+redis.call('HSET', KEYS[keys_count + 1], 'reference', reference, unpack(ARGV, 8))
+for i = 1, keys_count do
+  redis.call('SET', KEYS[i], ARGV[2], 'EX', ARGV[5])
+end
+redis.call('ZADD', KEYS[keys_count + 3], ARGV[6], ARGV[2])
+redis.call('HINCRBY', KEYS[keys_count + 4], ARGV[7], 1)
+return {reference, 1}
+"""
+
+
 def accept(arrival: Arrival, ctx: IntakeContext) -> Receipt:
-    """Store, record and queue ``arrival``; return its receipt once all of it is durable."""
+    """Store, record and queue ``arrival``; return its receipt once all of it is durable.
+
+    The ledger entry and the job are written one after the other: if the job cannot be
+    queued the sender is refused (and retries, finding the entry), and the record's lease
+    makes the reaper queue it in any case.
+    """
     raw_sha256 = ctx.blobs.put(arrival.raw)
     received_at = arrival.received_at or datetime.now(UTC)
-    idem = keys.idempotency_key(arrival.idempotency_key)
-    ttl = ctx.settings.idempotency_ttl_days * 86400
+    idems = [keys.idempotency_key(k) for k in (arrival.idempotency_key, *arrival.also_known_as)]
+    record_id = str(ULID())
+    entry = LedgerEntry(
+        id=record_id,
+        reference="",
+        channel=arrival.channel,
+        transport=arrival.transport,
+        normaliser=arrival.normaliser,
+        received_at=received_at,
+        raw_sha256=raw_sha256,
+        raw_size=len(arrival.raw),
+        meta=arrival.meta,
+    )
+    fields = entry.to_hash()
+    del fields["reference"]
+    settings = ctx.settings
     try:
-        with ctx.connection.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(idem)  # type: ignore[no-untyped-call]
-                    existing = pipe.get(idem)
-                    if existing is not None:
-                        pipe.unwatch()
-                        return _repeat_receipt(ctx, keys.text(existing))
-                    record_id = str(ULID())
-                    reference = _next_reference(pipe, ctx.settings.reference_prefix, received_at)
-                    entry = LedgerEntry(
-                        id=record_id,
-                        reference=reference,
-                        channel=arrival.channel,
-                        transport=arrival.transport,
-                        normaliser=arrival.normaliser,
-                        received_at=received_at,
-                        raw_sha256=raw_sha256,
-                        raw_size=len(arrival.raw),
-                        meta=arrival.meta,
-                    )
-                    pipe.multi()
-                    pipe.set(idem, record_id, ex=ttl)
-                    pipe.hset(keys.record_key(record_id), mapping=entry.to_hash())
-                    pipe.zadd(
-                        keys.PENDING, {record_id: time.time() + ctx.settings.job_lease_seconds}
-                    )
-                    pipe.hincrby(keys.STATS, f"accepted:{arrival.channel}", 1)
-                    ctx.queue.enqueue(record_id, pipeline=pipe)
-                    pipe.execute()
-                    return Receipt(id=record_id, reference=reference, duplicate=False)
-                except redis.WatchError:
-                    continue
+        outcome = ctx.record_arrival(
+            keys=[
+                *idems,
+                keys.record_key(record_id),
+                keys.reference_counter_key(received_at.year),
+                keys.PENDING,
+                keys.STATS,
+            ],
+            args=[
+                len(idems),
+                record_id,
+                settings.reference_prefix,
+                received_at.year,
+                settings.idempotency_ttl_days * 86400,
+                time.time() + settings.job_lease_seconds,
+                f"accepted:{arrival.channel}",
+                *(item for pair in fields.items() for item in pair),
+            ],
+        )
+        first, is_new = keys.text(outcome[0]), int(outcome[1])
+        if not is_new:
+            return _repeat_receipt(ctx, first)
+        ctx.queue.enqueue(record_id)
     except redis.RedisError as exc:
         raise QueueError(f"could not record the message: {type(exc).__name__}") from exc
+    return Receipt(id=record_id, reference=first, duplicate=False)
 
 
 def _repeat_receipt(ctx: IntakeContext, record_id: str) -> Receipt:
-    ctx.ledger.count("repeated_deliveries")
     reference = ctx.ledger.reference_of(record_id) or ""
     return Receipt(id=record_id, reference=reference, duplicate=True)
-
-
-def _next_reference(pipe: redis.client.Pipeline, prefix: str, when: datetime) -> str:
-    """Allocate ``PREFIX-YEAR-NNNNNN``; numbers restart each year and are never reused."""
-    number = int(pipe.incr(keys.reference_counter_key(when.year)))
-    return f"{prefix}-{when.year}-{number:06d}"

@@ -35,6 +35,15 @@ def redact_personal_data(_: Any, __: str, event: MutableMapping[str, Any]) -> di
     return {key: _mask(value) for key, value in event.items()}
 
 
+class MaskingFilter(logging.Filter):
+    """The same masking for libraries that log through the standard library."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _mask(record.getMessage())
+        record.args = None
+        return True
+
+
 def configure_logging(level: str = "info", json: bool = True, file: Path | None = None) -> None:
     """Configure structlog and the standard library's logging to write one line per event.
 
@@ -45,7 +54,9 @@ def configure_logging(level: str = "info", json: bool = True, file: Path | None 
     logging.basicConfig(
         level=numeric, stream=stream, format="%(levelname)s %(name)s %(message)s", force=True
     )
-    for noisy in ("mail.log", "aiosmtpd", "rq.worker", "mailparser"):
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())
+    for noisy in ("mail.log", "aiosmtpd", "rq.worker", "mailparser", "twilio", "imapclient"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(

@@ -13,6 +13,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from channels.imap.status import read_statuses
 from gateway.ledger import CASES_STREAM, DEAD, PENDING, STATS
 from gateway.settings import Settings
 
@@ -22,6 +23,7 @@ class RedisCollector(Collector):
         self.redis = connection
         self.queue_key = f"rq:queue:{settings.queue_name}"
         self.failed_key = f"rq:failed:{settings.queue_name}"
+        self.imap_failing_after = settings.imap_failing_after
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("intake_redis_up", "1 when Redis answered the scrape")
@@ -53,6 +55,7 @@ class RedisCollector(Collector):
                 acks.add_metric([name.split(":", 1)[1]], value)
         yield accepted
         yield acks
+        yield from self._mailboxes(stats)
         decoded = {k.decode(): float(v) for k, v in stats.items()}
         for key, help_text in (
             ("published", "Records published to the feed"),
@@ -72,3 +75,36 @@ class RedisCollector(Collector):
             gauge = GaugeMetricFamily(name, help_text)
             gauge.add_metric([], float(value))
             yield gauge
+
+    def _mailboxes(self, stats: dict[bytes, bytes]) -> Iterable[Metric]:
+        """Per-mailbox IMAP counters (``imap_<what>:<mailbox>`` in the stats hash)."""
+        families = {
+            "imap_failures": CounterMetricFamily(
+                "intake_imap_failures", "Failed IMAP connections or rounds", labels=["mailbox"]
+            ),
+            "imap_uidvalidity_changes": CounterMetricFamily(
+                "intake_imap_uidvalidity_changes",
+                "Mailboxes found rebuilt (UIDVALIDITY changed)",
+                labels=["mailbox"],
+            ),
+            "imap_unreadable": CounterMetricFamily(
+                "intake_imap_unreadable",
+                "Messages moved to the unreadable folder",
+                labels=["mailbox"],
+            ),
+        }
+        for raw_name, raw_value in stats.items():
+            kind, _, mailbox = raw_name.decode().partition(":")
+            if kind in families:
+                families[kind].add_metric([mailbox], float(raw_value))
+        yield from families.values()
+        failing = GaugeMetricFamily(
+            "intake_imap_mailbox_failing", "1 while a mailbox keeps failing", labels=["mailbox"]
+        )
+        try:
+            statuses = read_statuses(self.redis)
+        except redis.RedisError:
+            statuses = {}
+        for name, status in statuses.items():
+            failing.add_metric([name], float(status.failing(self.imap_failing_after)))
+        yield failing

@@ -78,12 +78,36 @@ class Source(_Model):
     extra: dict[str, Any] = Field(default_factory=dict, description="transport-specific facts")
 
 
+class Representative(_Model):
+    """Someone acting for the customer (a relative, carer, advocate, councillor, MP)."""
+
+    name: str
+    relationship: str | None = None
+    email: str | None = None
+    phone: str | None = Field(default=None, description="E.164")
+
+
 class Customer(_Model):
     name: str | None = None
     email: str | None = None
     phone: str | None = Field(default=None, description="E.164")
     handle: str | None = None
     preferred_contact: Literal["email", "phone", "sms", "whatsapp", "post", "social"] | None = None
+    address: str | None = Field(default=None, description="postal address, as given")
+    representative: Representative | None = Field(
+        default=None, description="someone acting for the customer, to be contacted instead"
+    )
+    support_needs: str | None = Field(
+        default=None, description="support, adjustments or language the customer asked for"
+    )
+
+
+class SocialPost(_Model):
+    """The public post a complaint made on social media came from."""
+
+    platform: str
+    post_url: str
+    posted_at: datetime | None = None
 
 
 class Attachment(_Model):
@@ -116,18 +140,46 @@ class Deadlines(_Model):
     respond_by: date
 
 
-class Redirect(_Model):
-    organisation: str
-    contact: str
-    reason: str
-
-
 class Acknowledgement(_Model):
     channel: str | None = None
     status: AckStatus
     reason: str
     sent_at: datetime | None = None
     message_id: str | None = None
+
+
+class Redirect(_Model):
+    organisation: str
+    contact: str
+    reason: str
+    notice: Acknowledgement | None = Field(
+        default=None, description="the message telling the customer who deals with it"
+    )
+
+
+class Campaign(_Model):
+    """Near-identical text from several customers (a petition, a residents' letter).
+
+    Each customer keeps their own case. The feed is append-only, so records published
+    before the campaign was recognised do not carry it: its id is its first record's id,
+    and the record that recognised it names the others in ``earlier_records``.
+    """
+
+    id: str = Field(description="id of the campaign's first record")
+    count: int = Field(description="customers who had sent this text when this was processed")
+    earlier_records: list[str] = Field(
+        default_factory=list,
+        description="on the record that recognised the campaign: the records before it",
+    )
+
+
+class Deduplication(_Model):
+    """Why the dedupe step decided as it did: follow-up, repeat, campaign or new case."""
+
+    reasons: list[str] = Field(default_factory=list)
+    similarity: float | None = Field(
+        default=None, description="estimated text similarity (0-1) to the record in duplicate_of"
+    )
 
 
 class IntakeRecord(_Model):
@@ -149,10 +201,21 @@ class IntakeRecord(_Model):
     deadlines: Deadlines | None = None
     disposition: Disposition = Disposition.NEW_CASE
     duplicate_of: str | None = None
+    campaign: Campaign | None = None
+    dedupe: Deduplication | None = None
     redirect: Redirect | None = None
     acknowledgement: Acknowledgement | None = None
     review_reasons: list[str] = Field(
         default_factory=list, description="why a person should look at this record"
+    )
+    incident_date: date | None = Field(
+        default=None, description="when it happened, as the customer told us"
+    )
+    desired_outcome: str | None = Field(
+        default=None, description="what the customer says would put things right"
+    )
+    social: SocialPost | None = Field(
+        default=None, description="the post, when the complaint was made on social media"
     )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

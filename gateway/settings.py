@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.errors import SettingsError
@@ -28,6 +36,65 @@ def _split_list(value: object) -> object:
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
+
+
+class IMAPMailbox(BaseModel):
+    """One hosted mailbox the IMAP poller reads (an item of ``INTAKE_IMAP_MAILBOXES``).
+
+    ``name`` identifies it in logs, metrics and Redis keys, so it may not hold an address.
+    The password and the token are secrets: never printed, logged or shown in an error.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535, description="993 or 143 by tls")
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    verify_certificate: bool = True
+    ca_file: Path | None = Field(default=None, description="Trust this CA (a private one).")
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    oauth2_token: SecretStr | None = Field(default=None, description="XOAUTH2 access token.")
+    address: str | None = Field(default=None, description="Defaults to the username.")
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    unreadable_folder: str = "Unreadable"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> IMAPMailbox:
+        if (self.password is None) == (self.oauth2_token is None):
+            raise ValueError(f"mailbox {self.name}: give either password or oauth2_token")
+        folders = {self.folder, self.processed_folder, self.unreadable_folder}
+        if len(folders) != 3:
+            raise ValueError(f"mailbox {self.name}: the three folders must differ")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.tls == "implicit" else 143)
+
+    @property
+    def recipient(self) -> str:
+        return self.address or self.username
+
+
+ApiChannel = Literal["phone", "letter", "in_person", "social", "api"]
+
+
+class ApiKey(BaseModel):
+    """One JSON API credential (an item of ``INTAKE_API_KEYS``).
+
+    Only the sha256 of the key is configured, so a leaked configuration gives no working
+    key. ``name`` is what records and logs show of the key; ``channels`` are the channels
+    it may submit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="sha256 hex of the key")
+    channels: list[ApiChannel] = Field(min_length=1)
 
 
 class Settings(BaseSettings):
@@ -83,8 +150,118 @@ class Settings(BaseSettings):
     contact_phone: str = "0300 000 0000"
     escalation_url: str = "https://www.housing-ombudsman.org.uk/"
 
+    rules_dir: Path | None = Field(
+        default=None,
+        description="Folder of rule files (triage.yaml, organisations.yaml) to use instead.",
+    )
+    time_limit_months: int = Field(
+        default=3, ge=1, le=120, description="The policy's window for complaints, in months."
+    )
     templates_dir: Path | None = Field(
         default=None, description="Folder of templates that replace the shipped ones by name."
+    )
+
+    # Mailboxes read over IMAP
+    imap_mailboxes: list[IMAPMailbox] = Field(
+        default_factory=list, description="JSON list of mailboxes for `intake imap`."
+    )
+    imap_poll_seconds: float = Field(
+        default=60.0, gt=0, description="How often to look where the server has no IDLE."
+    )
+    imap_idle_renew_seconds: float = Field(
+        default=540.0, gt=0, le=600, description="IDLE is ended and begun again this often."
+    )
+    imap_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Connect and read timeout of IMAP connections."
+    )
+    imap_lock_seconds: float = Field(
+        default=60.0, ge=3, description="Lease of a poller on its mailbox."
+    )
+    imap_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest wait before reconnecting."
+    )
+    imap_failing_after: int = Field(
+        default=3, ge=1, description="Failures in a row before a mailbox is reported failing."
+    )
+
+    # SMS and WhatsApp (Twilio)
+    public_url: str | None = Field(
+        default=None,
+        description="This service's public base URL (https://...) as Twilio calls it; webhook "
+        "signatures are checked against it, never against proxy headers.",
+    )
+    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID.")
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="Checks webhook signatures, sends messages, fetches media."
+    )
+    twilio_from: str | None = Field(
+        default=None, description="SMS sender number; unset: the number the customer wrote to."
+    )
+    twilio_whatsapp_from: str | None = Field(
+        default=None, description="WhatsApp sender; unset: the number the customer wrote to."
+    )
+    twilio_api_url: str = Field(
+        default="https://api.twilio.com", description="Twilio's REST API (a stand-in in tests)."
+    )
+    twilio_media_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest photo or file fetched."
+    )
+    twilio_media_types: Annotated[list[str], NoDecode] = Field(
+        default=[
+            "image/jpeg",
+            "image/png",
+            "image/gif",
+            "image/webp",
+            "image/heic",
+            "image/heif",
+            "application/pdf",
+            "audio/ogg",
+            "audio/mpeg",
+            "audio/mp4",
+            "audio/amr",
+            "video/mp4",
+            "video/3gpp",
+        ],
+        description="Content types of media that are fetched; others are listed, not fetched.",
+    )
+
+    # Web form and JSON API
+    api_keys: list[ApiKey] = Field(
+        default_factory=list,
+        description="JSON list of API keys: name, sha256 of the key, channels it may submit.",
+    )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest JSON API request body."
+    )
+    web_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the form's tokens; unset, a random secret is kept in Redis.",
+    )
+    web_rate_limit: int = Field(
+        default=20, ge=1, description="Form submissions allowed from one address per window."
+    )
+    web_rate_window_seconds: int = Field(default=3600, ge=1)
+    upload_max_files: int = Field(default=5, ge=0, le=20, description="Files per form.")
+    upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest file the form takes."
+    )
+
+    # Deduplication: follow-ups, repeats, campaigns
+    duplicate_window_days: int = Field(
+        default=30, ge=1, description="A customer's repeat within this many days is a duplicate."
+    )
+    duplicate_similarity: float = Field(
+        default=0.8, gt=0, le=1, description="Estimated text similarity that counts as the same."
+    )
+    campaign_min_customers: int = Field(
+        default=3, ge=2, description="Customers sending near-identical text that make a campaign."
+    )
+    follow_up_days: int = Field(
+        default=400, ge=1, description="How long a reference is linked when quoted or replied to."
+    )
+    customer_directory: str | None = Field(
+        default=None,
+        description="module:factory of a customer directory; unset: email and phone only.",
     )
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -104,6 +281,42 @@ class Settings(BaseSettings):
             if not domain or "@" in domain or " " in domain:
                 raise ValueError(f"not a domain name: {domain!r}")
         return cleaned
+
+    @field_validator("imap_mailboxes")
+    @classmethod
+    def _mailbox_names_unique(cls, value: list[IMAPMailbox]) -> list[IMAPMailbox]:
+        names = [mailbox.name for mailbox in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two mailboxes share a name")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_unique(cls, value: list[ApiKey]) -> list[ApiKey]:
+        names = [key.name for key in value]
+        hashes = [key.sha256.lower() for key in value]
+        if len(set(names)) != len(names) or len(set(hashes)) != len(hashes):
+            raise ValueError("two API keys share a name or a hash")
+        return value
+
+    @field_validator("twilio_media_types", mode="before")
+    @classmethod
+    def _media_types_list(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("twilio_media_types")
+    @classmethod
+    def _media_types_lower(cls, value: list[str]) -> list[str]:
+        return [item.strip().lower() for item in value if item.strip()]
+
+    @field_validator("public_url", "twilio_api_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
+            raise ValueError(f"not an http(s) base URL: {value!r}")
+        return value.rstrip("/")
 
     @property
     def ack_sender(self) -> str:

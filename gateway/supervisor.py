@@ -43,6 +43,8 @@ def run_all(settings: Settings) -> int:
         redis_url = embedded.start()
         env["INTAKE_REDIS_URL"] = redis_url
     children = [Child("smtp"), Child("http")] + [Child("worker") for _ in range(settings.workers)]
+    if settings.imap_mailboxes:
+        children.append(Child("imap"))
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -59,6 +61,7 @@ def run_all(settings: Settings) -> int:
         if settings.smtp_relay_url
         else f"no relay: replies are written to {data_dir / 'outbox'}"
     )
+    imap_text = ", ".join(m.name for m in settings.imap_mailboxes) or "no mailbox configured"
     print(
         f"intake-gateway running\n"
         f"  SMTP   {settings.bind_host}:{settings.smtp_port}  (mail for {domains})\n"
@@ -66,6 +69,7 @@ def run_all(settings: Settings) -> int:
         f"  Redis  {redis_text}\n"
         f"  Data   {data_dir}\n"
         f"  Mail   {mail_text}\n"
+        f"  IMAP   {imap_text}\n"
         f"  Press Ctrl-C to stop.",
         flush=True,
     )

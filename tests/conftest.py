@@ -32,6 +32,9 @@ from gateway.schema import IntakeRecord
 from gateway.settings import Settings, load_settings
 from workers.runner import run_worker
 
+# the private Dovecot for the IMAP tests; the Twilio stand-in for the SMS tests
+pytest_plugins = ("tests.dovecot", "tests.twilio_standin")
+
 DOMAINS = ["housing.test", "intake.test"]
 LOG_FILE_ENV = "INTAKE_TEST_LOG_FILE"
 

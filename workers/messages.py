@@ -17,6 +17,7 @@ from jinja2 import (
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
+    TemplateNotFound,
     select_autoescape,
 )
 
@@ -39,3 +40,13 @@ def environment(override_dir: Path | None) -> Environment:
 
 def render(name: str, override_dir: Path | None, **values: Any) -> str:
     return environment(override_dir).get_template(name).render(**values)
+
+
+def render_if_present(name: str, override_dir: Path | None, **values: Any) -> str | None:
+    """``name`` rendered, or None when no such template exists (an optional variant, such
+    as the short SMS form of a message)."""
+    try:
+        template = environment(override_dir).get_template(name)
+    except TemplateNotFound:
+        return None
+    return template.render(**values)

@@ -17,15 +17,29 @@ from gateway.logs import get_logger
 from gateway.schema import IntakeRecord, Source
 from workers.context import WorkerContext
 from workers.step import Step, StopPipeline
-from workers.steps import acknowledge, normalise, publish
+from workers.steps import acknowledge, dedupe, normalise, publish, redirect, triage
 
 log = get_logger("workers.pipeline")
 
-PIPELINE: tuple[str, ...] = ("normalise", "acknowledge", "publish")
+PIPELINE: tuple[str, ...] = (
+    "normalise",
+    "triage",
+    "dedupe",
+    "redirect",
+    "acknowledge",
+    "publish",
+)
 
 STEPS: dict[str, Step] = {
     step.name: step
-    for step in (normalise.Normalise(), acknowledge.Acknowledge(), publish.Publish())
+    for step in (
+        normalise.Normalise(),
+        triage.TriageStep(),
+        dedupe.Deduplicate(),
+        redirect.RedirectStep(),
+        acknowledge.Acknowledge(),
+        publish.Publish(),
+    )
 }
 
 
@@ -40,6 +54,7 @@ def skeleton(entry: LedgerEntry) -> IntakeRecord:
             transport=entry.transport,  # type: ignore[arg-type]
             raw_sha256=entry.raw_sha256,
             raw_size=entry.raw_size,
+            extra=dict(entry.meta.get("extra") or {}),  # facts only the transport knows
         ),
     )
 
@@ -49,11 +64,12 @@ def run_pipeline(record_id: str, ctx: WorkerContext) -> IntakeRecord:
     record = entry.record or skeleton(entry)
     lease = ctx.settings.job_lease_seconds
     stopped: str | None = None
+    # Claim the lease as the job starts; each finished step renews it in the same write.
+    ctx.ledger.renew_lease(record_id, lease)
     for name in PIPELINE:
         step = STEPS[name]
         if name in entry.steps or (stopped and not step.always_runs):
             continue
-        ctx.ledger.renew_lease(record_id, lease)
         started = time.perf_counter()
         try:
             record = step.process(record, entry, ctx)

@@ -23,7 +23,9 @@ from gateway.logs import get_logger
 from gateway.queue import IntakeQueue
 from gateway.settings import Settings
 from workers.context import WorkerContext
+from workers.directory import load_directory
 from workers.entry import configure
+from workers.triage.rules import load_rules
 
 log = get_logger("workers.runner")
 
@@ -69,8 +71,15 @@ class Reaper:
         return thread
 
 
+def check_rules(settings: Settings) -> None:
+    """Load every rules file now, so a mistake in one stops start-up, naming file and line."""
+    load_rules(settings.rules_dir)
+    load_directory(settings.rules_dir)
+
+
 def run_worker(settings: Settings, redis_url: str, burst: bool = False) -> None:
     """Work the intake queue until stopped (SIGTERM finishes the current job first)."""
+    check_rules(settings)
     connection = connect(redis_url)
     ctx = WorkerContext.from_settings(settings, connection)
     configure(ctx)

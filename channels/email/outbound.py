@@ -15,6 +15,7 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.policy import SMTPUTF8
 from email.utils import format_datetime, formataddr
 from urllib.parse import unquote, urlsplit
 
@@ -88,7 +89,11 @@ class EmailNotifier:
                 if url.username:
                     await client.login(unquote(url.username), unquote(url.password or ""))
                 # A null envelope sender: bounces of an automatic reply must not come back.
-                await client.sendmail("", [recipient], message.as_bytes())
+                if recipient.isascii():
+                    await client.sendmail("", [recipient], message.as_bytes())
+                else:  # an internationalised address needs SMTPUTF8 (RFC 6531)
+                    data = message.as_bytes(policy=SMTPUTF8)
+                    await client.sendmail("", [recipient], data, mail_options=["SMTPUTF8"])
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refusal.code for refusal in exc.recipients]
             permanent = bool(codes) and all(500 <= code < 600 for code in codes)
@@ -98,6 +103,14 @@ class EmailNotifier:
         except aiosmtplib.SMTPResponseException as exc:
             raise DeliveryError(
                 f"relay answered {exc.code}", permanent=500 <= exc.code < 600
+            ) from exc
+        except aiosmtplib.SMTPNotSupported as exc:
+            raise DeliveryError(
+                "the relay cannot take this address (no SMTPUTF8)", permanent=True
+            ) from exc
+        except UnicodeError as exc:
+            raise DeliveryError(
+                "the address cannot be written in this message", permanent=True
             ) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"relay unavailable ({type(exc).__name__})") from exc

@@ -102,7 +102,13 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 class IntakeSMTP(SMTP):
-    """aiosmtpd's protocol, made known to the handler so shutdown can wait for transactions."""
+    """aiosmtpd's protocol, made known to the handler so shutdown can wait for transactions.
+
+    Lines may be longer than RFC 5321's 1,000 octets: some mailers send them, and refusing
+    would bounce a customer's complaint; the normaliser copes with them.
+    """
+
+    line_length_limit = 256 * 1024
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)

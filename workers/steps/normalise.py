@@ -8,6 +8,7 @@ person with the reason, and goes on through the pipeline.
 from __future__ import annotations
 
 from channels import normaliser_for
+from gateway.errors import TemporaryError
 from gateway.ledger import LedgerEntry
 from gateway.logs import get_logger
 from gateway.schema import Disposition, IntakeRecord
@@ -23,7 +24,10 @@ class Normalise:
     def process(self, record: IntakeRecord, entry: LedgerEntry, ctx: WorkerContext) -> IntakeRecord:
         raw = ctx.blobs.get(entry.raw_sha256)
         try:
-            return normaliser_for(entry.normaliser)(raw, entry, record, ctx.blobs)
+            normaliser = normaliser_for(entry.normaliser, ctx.settings)
+            return normaliser(raw, entry, record, ctx.blobs)
+        except TemporaryError:
+            raise  # storage or Redis trouble: retry the job, do not flag the message
         except Exception as exc:
             log.warning("normalise.failed", record_id=record.id, error=type(exc).__name__)
             return record.model_copy(

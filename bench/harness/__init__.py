@@ -1,0 +1,1 @@
+"""Helpers shared by the benchmark scripts in ``bench/`` (not a benchmark itself)."""

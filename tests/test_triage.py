@@ -1,0 +1,203 @@
+"""Triage rule families, as a complaints officer would check them: each decision and why."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import RulesError
+from gateway.schema import Kind, Priority, Triage
+from workers.triage.classify import MessageFacts, classify
+from workers.triage.rules import load_rules, parse_rules
+
+RECEIVED = date(2026, 11, 27)
+
+
+def triage(
+    text: str, subject: str | None = None, received: date = RECEIVED, language: str | None = "en"
+) -> Triage:
+    return classify(MessageFacts(text, subject, received, language), load_rules(None), 3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can smell gas in the kitchen",
+        "strong smell of gas on the landing!!",
+        "CO alarm going off in the hall",
+        "my carbon monoxide detector keeps beeping",
+        "theres smoke coming from the fuse box",
+        "sparks coming out the socket when i plug the kettle in",
+        "water is dripping into the light fitting in the bathroom",
+        "WATER COMING THROUGH THE CEILING ITS POURING",
+        "sewage coming up through the bath plug",
+        "the kitchen ceiling has collapsed",
+        "we were burgled last night and the back door won't lock now",
+        "my ex threatened to kill me and knows where i live",
+        "boiler broke no heating and my baby is 3 weeks old",
+        "no hot water or heating, I'm 84 and disabled",
+    ],
+)
+def test_emergencies_are_caught(text: str) -> None:
+    result = triage(text)
+    assert result.priority == Priority.EMERGENCY, result.reasons
+    assert any(r.startswith("priority emergency") for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "There is no smell of gas but the boiler pressure keeps dropping",
+        "I can't smell gas any more since the engineer came",
+        "my gas bill has gone up a lot",
+        "the fire door on the landing sticks",
+        "the smoke alarm needs a new battery",
+        "It's not an emergency but the kitchen tap drips",
+        "no heating in the spare room radiator, everything else is fine",
+    ],
+)
+def test_negations_and_near_misses_are_not_emergencies(text: str) -> None:
+    result = triage(text)
+    assert result.priority != Priority.EMERGENCY, result.reasons
+
+
+def test_no_heating_is_an_emergency_only_where_someone_vulnerable_lives() -> None:
+    assert triage("no heating since yesterday").priority != Priority.EMERGENCY
+    assert triage("no heating since yesterday and I'm pregnant").priority == Priority.EMERGENCY
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (
+            "my kitchen tap is dripping, could someone come and look at it please",
+            Kind.SERVICE_REQUEST,
+        ),
+        ("boiler broke agen 3rd time this month!!! no hot water", Kind.COMPLAINT),
+        ("Engineer was meant to come Tuesday, nobody turned up and no one called", Kind.COMPLAINT),
+        ("Still waiting for the damp to be sorted, 4 months now", Kind.COMPLAINT),
+        (
+            "Just want to say a big thank you to Mo who fixed our door, he was brilliant",
+            Kind.COMPLIMENT,
+        ),
+        ("How do I apply for a transfer to a bigger flat?", Kind.ENQUIRY),
+        ("It would be good if the newsletter came by email instead of post", Kind.FEEDBACK),
+        ("Increase your traffic with our SEO services, click here", Kind.SPAM),
+    ],
+)
+def test_kinds(text: str, kind: Kind) -> None:
+    result = triage(text)
+    assert result.kind == kind, result.reasons
+    assert any(r.startswith(f"kind {kind.value}") for r in result.reasons)
+
+
+def test_a_reason_names_the_rule_and_quotes_the_words() -> None:
+    result = triage("There is black mould all over my son's bedroom wall")
+    assert result.priority == Priority.HIGH
+    assert "damp_mould" in result.categories
+    assert any("damp_mould" in r and '"mould"' in r for r in result.reasons)
+    assert "children" in result.vulnerability
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I'm disabled and use a wheelchair", "disability"),
+        ("I'm 82 and live alone", "age"),
+        ("I'm 7 months pregnant", "pregnancy"),
+        ("my daughter has asthma", "health"),
+        ("my anxiety is through the roof with this", "mental_health"),
+        ("I'm deaf so please email me, don't ring", "communication_needs"),
+        ("my english not good, need interpreter", "communication_needs"),
+        ("I have fled domestic abuse and need a safe home", "domestic_abuse"),
+    ],
+)
+def test_vulnerability_indicators(text: str, expected: str) -> None:
+    result = triage(text)
+    assert expected in result.vulnerability
+    assert result.priority in (Priority.HIGH, Priority.EMERGENCY)
+
+
+def test_a_message_in_another_language_flags_communication_needs() -> None:
+    assert "communication_needs" in triage("Mam problem z grzejnikiem", language="pl").vulnerability
+
+
+@pytest.mark.parametrize(
+    ("text", "incident", "within"),
+    [
+        ("the leak started six weeks ago", date(2026, 10, 16), True),
+        ("damp since March", date(2026, 3, 1), False),
+        ("this has been going on since back in 2023", date(2023, 1, 1), False),
+        ("on 03/11/2026 the contractor smashed my window", date(2026, 11, 3), True),
+        ("the bath panel is loose", None, None),
+    ],
+)
+def test_time_limit(text: str, incident: date | None, within: bool | None) -> None:
+    result = triage(text)
+    assert result.incident_date == incident
+    assert result.within_time_limit is within
+    if within is False:
+        assert any("accepted all the same" in r for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I am not happy with your response to my complaint and want to escalate it",
+        "I want this taken to stage 2",
+        "Your stage 1 answer ignores half of what I said, please review my complaint",
+        "If this isn't sorted I'm going to the Ombudsman",
+    ],
+)
+def test_stage_two_requests(text: str) -> None:
+    result = triage(text)
+    assert result.stage == 2
+    assert result.kind == Kind.COMPLAINT
+
+
+def test_stage_one_complaints_stay_stage_one() -> None:
+    assert triage("the repairs team never turned up, I'm fed up").stage == 1
+
+
+def test_a_bad_rules_file_names_file_line_and_problem(tmp_path: Path) -> None:
+    shipped = load_rules(None).path.read_text()
+    broken = shipped.replace('"\\\\bsmell(s|ing|t|ed)? (of |like )?gas\\\\b"', '"smell (of gas"', 1)
+    assert broken != shipped
+    (tmp_path / "triage.yaml").write_text(broken)
+    with pytest.raises(RulesError) as error:
+        parse_rules(tmp_path / "triage.yaml")
+    message = str(error.value)
+    assert "triage.yaml:" in message
+    line = int(message.split("triage.yaml:")[1].split(":")[0])
+    assert "smell (of gas" in broken.splitlines()[line - 1]
+    assert "bad regular expression" in message
+
+
+def test_broken_yaml_and_missing_sections_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "triage.yaml"
+    path.write_text("version: 1\nspellings: {u: you\n")
+    with pytest.raises(RulesError, match=r"triage.yaml:\d+: not valid YAML"):
+        parse_rules(path)
+    path.write_text("version: 1\nspellings: {}\n")
+    with pytest.raises(RulesError, match="missing section 'negations'"):
+        parse_rules(path)
+
+
+def test_a_bad_rules_file_stops_the_worker_at_start_up(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "organisations.yaml").write_text("version: 1\norganisations:\n  council: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "worker", "--burst"],
+        env={**os.environ, "INTAKE_RULES_DIR": str(tmp_path), "INTAKE_REDIS_URL": "unix:///nx"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "organisations.yaml:3:" in line and "council" in line

@@ -1,0 +1,49 @@
+"""Preparing a message for the rules, and deciding whether a match is negated.
+
+Residents write in texting style, with typos and shouting; the rules are written for
+plain lower-case English. So text is lower-cased, curly quotes straightened, and common
+texting spellings mapped to words (``wiv`` -> ``with``). A match is negated when a
+negation word stands in the few words before it, in the same clause: "there is no smell
+of gas" does not fire the gas rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+_WORD = re.compile(r"[a-z0-9']+")
+_CLAUSE_BREAK = re.compile(r"[.!?;:\n]|\bbut\b|\bhowever\b|\balthough\b|,\s*(and|so)\b")
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
+NEGATION_WINDOW = 4
+
+
+def prepare(text: str, spellings: Mapping[str, str]) -> str:
+    """Lower-case ``text`` and map texting spellings word by word, keeping punctuation."""
+    lowered = text.translate(_QUOTES).lower()
+    if not spellings:
+        return lowered
+    return _WORD.sub(lambda m: spellings.get(m.group(0), m.group(0)), lowered)
+
+
+def is_negated(text: str, start: int, negations: Iterable[str]) -> bool:
+    """True when a negation word is among the few words before ``start`` in its clause."""
+    before = text[max(0, start - 80) : start]
+    breaks = list(_CLAUSE_BREAK.finditer(before))
+    if breaks:
+        before = before[breaks[-1].end() :]
+    words = _WORD.findall(before)[-NEGATION_WINDOW:]
+    joined = " ".join(words)
+    for negation in negations:
+        if " " in negation:
+            if negation in joined:
+                return True
+        elif negation in words:
+            return True
+    return False
+
+
+def quote(text: str, start: int, end: int, width: int = 60) -> str:
+    """The words that fired a rule, trimmed for a reason line."""
+    fragment = " ".join(text[start:end].split())
+    return fragment if len(fragment) <= width else fragment[: width - 1] + "…"
