@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.working_days import uk_date  # noqa: E402
 from workers.directory import load_directory  # noqa: E402
-from workers.triage.classify import MessageFacts, classify  # noqa: E402
+from workers.triage.classify import MessageFacts, classify, message_words  # noqa: E402
 from workers.triage.rules import load_rules  # noqa: E402
 
 KINDS = ["complaint", "service_request", "compliment", "enquiry", "feedback", "spam", "auto_reply"]
@@ -41,7 +41,7 @@ def predict(item: dict[str, Any]) -> dict[str, Any]:
         automated=item.get("automated", False),
     )
     triage = classify(facts, rules, 3, directory.is_elsewhere(rules))
-    text = rules.prepare("\n".join(p for p in (item.get("subject"), item["text"]) if p))
+    text = rules.prepare(message_words(item.get("subject"), item["text"]))
     decision = directory.redirect_for(text, triage, rules)
     return {
         "kind": triage.kind.value,

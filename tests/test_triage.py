@@ -201,3 +201,21 @@ def test_a_bad_rules_file_stops_the_worker_at_start_up(tmp_path: Path) -> None:
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "organisations.yaml:3:" in line and "council" in line
+
+
+def test_a_reply_is_judged_on_its_own_words_not_our_quoted_acknowledgement() -> None:
+    reply = (
+        "The radiator is still cold and nobody came.\n\n"
+        "On Fri, 27 Nov 2026 at 10:00, Riverside Homes <hello@housing.test> wrote:\n"
+        "> We have received your message and it has been given the reference CX-2026-000001.\n"
+        "> This is an automatic reply. If something is dangerous now, call 999.\n"
+    )
+    result = classify(
+        MessageFacts(
+            reply, "Re: We have received your message - reference CX-2026-000001", RECEIVED
+        ),
+        load_rules(None),
+        3,
+    )
+    assert result.kind == Kind.COMPLAINT, result.reasons
+    assert result.priority != Priority.EMERGENCY

@@ -98,7 +98,6 @@ class Directory:
             emergency=emergency,
         )
 
-
     def redirect_for(self, text: str, triage: Triage, rules: TriageRules) -> Decision | None:
         """The redirect for a triaged message: none for junk, machines and compliments."""
         if triage.kind in (Kind.SPAM, Kind.AUTO_REPLY, Kind.COMPLIMENT):

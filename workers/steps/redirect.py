@@ -21,6 +21,7 @@ from gateway.schema import (
 from workers.context import WorkerContext
 from workers.directory import load_directory
 from workers.notify import compose, outcome, send_once, template_values
+from workers.triage.classify import message_words
 from workers.triage.rules import load_rules
 
 PURPOSE = "redirect"
@@ -37,7 +38,7 @@ class RedirectStep:
             return record
         rules = load_rules(ctx.settings.rules_dir)
         directory = load_directory(ctx.settings.rules_dir)
-        text = rules.prepare("\n".join(p for p in (record.subject, record.text) if p))
+        text = rules.prepare(message_words(record.subject, record.text))
         decision = directory.redirect_for(text, triage, rules)
         if decision is None:
             return record

@@ -47,8 +47,7 @@ def classify(
 ) -> Triage:
     """Triage one message. ``elsewhere`` says whether prepared text is wholly another
     organisation's matter (the redirect directory knows), which makes it an enquiry."""
-    raw = "\n".join(part for part in (facts.subject, facts.text) if part)
-    text = rules.prepare(raw)
+    text = rules.prepare(message_words(facts.subject, facts.text))
     reasons: list[str] = []
 
     vulnerability: list[str] = []
@@ -131,6 +130,31 @@ def classify(
         language=facts.language,
         reasons=reasons,
     )
+
+
+_QUOTE_STARTS = re.compile(
+    r"^(on .{0,200}wrote:\s*$|-{2,}\s*original message\s*-{2,}|_{10,}\s*$"
+    r"|from: .+\n(sent|date): |sent from my )",
+    re.IGNORECASE | re.MULTILINE,
+)
+_OUR_SUBJECT = re.compile(r"we have received your message|who can help", re.IGNORECASE)
+
+
+def message_words(subject: str | None, text: str) -> str:
+    """Subject and body as triage reads them: the writer's own words only. A reply's
+    subject that repeats ours ("Re: We have received your message ...") is left out."""
+    if subject and _OUR_SUBJECT.search(subject):
+        subject = None
+    return "\n".join(part for part in (subject, own_words(text)) if part)
+
+
+def own_words(text: str) -> str:
+    """The writer's own words: quoted replies and forwarded history are left out, so that
+    our acknowledgement quoted back to us does not decide what the reply is."""
+    cut = _QUOTE_STARTS.search(text)
+    if cut is not None and cut.start() > 0:
+        text = text[: cut.start()]
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
 
 
 def _kind(
