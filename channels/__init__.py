@@ -65,6 +65,7 @@ _NORMALISERS = {
     "twilio": "channels.sms.normalise:TwilioNormaliser",
     "web": "channels.web.normalise:normalise_web",
     "api": "channels.api.normalise:normalise_api",
+    "social_email": "channels.email.social:normalise_social_forward",
 }
 
 _NOTIFIERS = {
@@ -77,6 +78,8 @@ _NOTIFIERS = {
     "letter": "channels.email.outbound:EmailNotifier",
     "in_person": "channels.email.outbound:EmailNotifier",
     "api": "channels.email.outbound:EmailNotifier",
+    # Forwarded posts are acknowledged to the team member who forwarded them.
+    "social": "channels.email.social:SocialTeamNotifier",
 }
 
 

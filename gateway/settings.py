@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=2525, ge=0, le=65535)
     http_port: int = Field(default=8000, ge=0, le=65535)
     domains: Annotated[list[str], NoDecode] = Field(default=["intake.localhost"], min_length=1)
+    social_mailbox: str = Field(
+        default="social",
+        description="Local part of the address the social media team forwards posts to.",
+    )
     hostname: str = Field(default="intake.localhost", description="Name the SMTP server gives.")
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     smtp_idle_timeout_seconds: float = Field(default=60.0, gt=0)

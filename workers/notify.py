@@ -62,15 +62,19 @@ def compose(
     recipient: str,
     values: dict[str, Any],
     ctx: WorkerContext,
+    templates: str | None = None,
 ) -> Notice:
+    """The notice for ``purpose``, worded by the templates named ``templates`` (by default
+    the purpose's own: ``acknowledgement.txt.j2`` ...)."""
     folder = ctx.settings.templates_dir
+    name = templates or purpose
     return Notice(
         record=record,
         purpose=purpose,
         recipient=recipient,
-        subject=render(f"{purpose}.subject.j2", folder, **values).strip(),
-        text=render(f"{purpose}.txt.j2", folder, **values),
-        html=render(f"{purpose}.html.j2", folder, **values),
+        subject=render(f"{name}.subject.j2", folder, **values).strip(),
+        text=render(f"{name}.txt.j2", folder, **values),
+        html=render(f"{name}.html.j2", folder, **values),
         message_id=message_id(record.id, purpose, ctx.settings.domains[0]),
         short_text=render_if_present(f"{purpose}.sms.j2", folder, **values),
     )

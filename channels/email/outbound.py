@@ -39,6 +39,10 @@ class EmailNotifier:
         self.settings = settings
 
     def recipient_for(self, record: IntakeRecord) -> str | None:
+        """The customer's address, or their representative's when one acts for them."""
+        representative = record.customer.representative
+        if representative is not None and representative.email:
+            return representative.email
         return record.customer.email
 
     def build(self, notice: Notice) -> EmailMessage:

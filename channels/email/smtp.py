@@ -64,10 +64,14 @@ class SMTPHandler:
         self.in_flight += 1
         try:
             key, message_id = email_identity(raw)
+            social = any(
+                r.rpartition("@")[0].lower() == self.ctx.settings.social_mailbox
+                for r in envelope.rcpt_tos
+            )
             arrival = Arrival(
-                channel="email",
+                channel="social" if social else "email",
                 transport="smtp",
-                normaliser="email",
+                normaliser="social_email" if social else "email",
                 raw=raw,
                 idempotency_key=key,
                 meta={

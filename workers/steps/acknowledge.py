@@ -56,7 +56,9 @@ class Acknowledge:
             ack = outcome(decision.status, decision.reason, decision.channel)
             return _with_deadlines(record, ctx, None).model_copy(update={"acknowledgement": ack})
         record = _with_deadlines(record, ctx, uk_date(datetime.now(UTC)))
-        notice = compose(record, PURPOSE, decision.recipient, template_values(record, ctx), ctx)
+        templates = getattr(decision.notifier, "templates", None)
+        values = template_values(record, ctx)
+        notice = compose(record, PURPOSE, decision.recipient, values, ctx, templates)
         ack = send_once(decision.notifier, notice, ctx)
         if ack.status != AckStatus.SENT:
             record = _with_deadlines(record, ctx, None)
@@ -69,18 +71,22 @@ def _decide(record: IntakeRecord, ctx: WorkerContext) -> Skip | Target:
     if record.source.automated:
         reasons = "; ".join(record.source.automated_reasons)
         return Skip(AckStatus.SUPPRESSED, f"automated mail: {reasons}")
-    if record.disposition in _NOT_ANSWERED:
+    notifier = notifier_for(record.channel.value, settings)
+    # Our own team (a forwarded social post) hears about every record, redirected or not.
+    internal = bool(getattr(notifier, "internal", False))
+    if record.disposition in _NOT_ANSWERED and not (
+        internal and record.disposition == Disposition.REDIRECTED
+    ):
         note = record.source.extra.get("keyword_note")
         if record.disposition == Disposition.IGNORED and note:
             return Skip(AckStatus.SUPPRESSED, str(note))
         return Skip(AckStatus.SUPPRESSED, _NOT_ANSWERED[record.disposition])
-    notifier = notifier_for(record.channel.value, settings)
     if notifier is None:
         return Skip(AckStatus.NOT_APPLICABLE, "no automatic reply on this channel")
     recipient = notifier.recipient_for(record)
     if not recipient:
         return Skip(AckStatus.NOT_APPLICABLE, "no address to reply to", notifier.channel)
-    if recipient.rpartition("@")[2].lower() in settings.domains:
+    if not internal and recipient.rpartition("@")[2].lower() in settings.domains:
         return Skip(
             AckStatus.SUPPRESSED, "the sender is one of our own addresses", notifier.channel
         )

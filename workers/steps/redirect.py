@@ -66,6 +66,12 @@ def _notify(
     notifier = notifier_for(record.channel.value, ctx.settings)
     if notifier is None:
         return outcome(AckStatus.NOT_APPLICABLE, "no automatic reply on this channel")
+    if getattr(notifier, "internal", False):
+        return outcome(
+            AckStatus.NOT_APPLICABLE,
+            "the team that forwarded it gets the advice with the acknowledgement",
+            notifier.channel,
+        )
     recipient = notifier.recipient_for(record)
     if not recipient:
         return outcome(AckStatus.NOT_APPLICABLE, "no address to reply to", notifier.channel)
