@@ -73,21 +73,11 @@ class IntakeContext:
         )
 
 
-# Record a new arrival in one atomic step: a repeat (any of its keys already known) returns
-# the first record's id; otherwise allocate the reference, write the ledger entry, the
-# idempotency keys, the unfinished-record lease and the count. One round trip, one fsync.
+# Allocate the reference and write the new record's ledger entry, idempotency keys, lease
+# and count. It runs inside the same MULTI as the job's enqueue, after WATCH has shown the
+# keys unknown: all of it is written at once, with one fsync, or none of it.
 _RECORD_ARRIVAL = """
 local keys_count = tonumber(ARGV[1])
-for i = 1, keys_count do
-  local existing = redis.call('GET', KEYS[i])
-  if existing then
-    for j = 1, keys_count do
-      redis.call('SET', KEYS[j], existing, 'EX', ARGV[5], 'NX')
-    end
-    redis.call('HINCRBY', KEYS[keys_count + 4], 'repeated_deliveries', 1)
-    return {existing, 0}
-  end
-end
 local number = redis.call('INCR', KEYS[keys_count + 2])
 local reference = ARGV[3] .. '-' .. ARGV[4] .. '-' .. string.format('%06d', number)
 redis.call('HSET', KEYS[keys_count + 1], 'reference', reference, unpack(ARGV, 8))
@@ -96,64 +86,78 @@ for i = 1, keys_count do
 end
 redis.call('ZADD', KEYS[keys_count + 3], ARGV[6], ARGV[2])
 redis.call('HINCRBY', KEYS[keys_count + 4], ARGV[7], 1)
-return {reference, 1}
+return reference
 """
 
 
 def accept(arrival: Arrival, ctx: IntakeContext) -> Receipt:
-    """Store, record and queue ``arrival``; return its receipt once all of it is durable.
-
-    The ledger entry and the job are written one after the other: if the job cannot be
-    queued the sender is refused (and retries, finding the entry), and the record's lease
-    makes the reaper queue it in any case.
-    """
+    """Store, record and queue ``arrival``; return its receipt once all of it is durable."""
     raw_sha256 = ctx.blobs.put(arrival.raw)
     received_at = arrival.received_at or datetime.now(UTC)
     idems = [keys.idempotency_key(k) for k in (arrival.idempotency_key, *arrival.also_known_as)]
-    record_id = str(ULID())
-    entry = LedgerEntry(
-        id=record_id,
-        reference="",
-        channel=arrival.channel,
-        transport=arrival.transport,
-        normaliser=arrival.normaliser,
-        received_at=received_at,
-        raw_sha256=raw_sha256,
-        raw_size=len(arrival.raw),
-        meta=arrival.meta,
-    )
-    fields = entry.to_hash()
-    del fields["reference"]
     settings = ctx.settings
     try:
-        outcome = ctx.record_arrival(
-            keys=[
-                *idems,
-                keys.record_key(record_id),
-                keys.reference_counter_key(received_at.year),
-                keys.PENDING,
-                keys.STATS,
-            ],
-            args=[
-                len(idems),
-                record_id,
-                settings.reference_prefix,
-                received_at.year,
-                settings.idempotency_ttl_days * 86400,
-                time.time() + settings.job_lease_seconds,
-                f"accepted:{arrival.channel}",
-                *(item for pair in fields.items() for item in pair),
-            ],
-        )
-        first, is_new = keys.text(outcome[0]), int(outcome[1])
-        if not is_new:
-            return _repeat_receipt(ctx, first)
-        ctx.queue.enqueue(record_id)
+        with ctx.connection.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*idems)  # type: ignore[no-untyped-call]
+                    existing = next((v for v in pipe.mget(idems) if v is not None), None)
+                    if existing is not None:
+                        pipe.unwatch()
+                        return _repeat_receipt(ctx, keys.text(existing), idems)
+                    record_id = str(ULID())
+                    fields = LedgerEntry(
+                        id=record_id,
+                        reference="",
+                        channel=arrival.channel,
+                        transport=arrival.transport,
+                        normaliser=arrival.normaliser,
+                        received_at=received_at,
+                        raw_sha256=raw_sha256,
+                        raw_size=len(arrival.raw),
+                        meta=arrival.meta,
+                    ).to_hash()
+                    del fields["reference"]
+                    pipe.multi()
+                    ctx.record_arrival(
+                        keys=[
+                            *idems,
+                            keys.record_key(record_id),
+                            keys.reference_counter_key(received_at.year),
+                            keys.PENDING,
+                            keys.STATS,
+                        ],
+                        args=[
+                            len(idems),
+                            record_id,
+                            settings.reference_prefix,
+                            received_at.year,
+                            settings.idempotency_ttl_days * 86400,
+                            time.time() + settings.job_lease_seconds,
+                            f"accepted:{arrival.channel}",
+                            *(item for pair in fields.items() for item in pair),
+                        ],
+                        client=pipe,
+                    )
+                    ctx.queue.enqueue(record_id, pipeline=pipe)
+                    reference = keys.text(pipe.execute()[0])
+                    return Receipt(id=record_id, reference=reference, duplicate=False)
+                except redis.WatchError:
+                    continue
     except redis.RedisError as exc:
         raise QueueError(f"could not record the message: {type(exc).__name__}") from exc
-    return Receipt(id=record_id, reference=first, duplicate=False)
 
 
-def _repeat_receipt(ctx: IntakeContext, record_id: str) -> Receipt:
-    reference = ctx.ledger.reference_of(record_id) or ""
-    return Receipt(id=record_id, reference=reference, duplicate=True)
+def _repeat_receipt(ctx: IntakeContext, record_id: str, idems: list[str]) -> Receipt:
+    """The first delivery's receipt; its other keys are recorded too (an IMAP message seen
+    again after its mailbox was rebuilt is then known by its new position as well)."""
+    ttl = ctx.settings.idempotency_ttl_days * 86400
+    with ctx.connection.pipeline(transaction=False) as pipe:
+        for idem in idems:
+            pipe.set(idem, record_id, ex=ttl, nx=True)
+        pipe.hincrby(keys.STATS, "repeated_deliveries", 1)
+        pipe.hget(keys.record_key(record_id), "reference")
+        reference = pipe.execute()[-1]
+    return Receipt(
+        id=record_id, reference=keys.text(reference) if reference else "", duplicate=True
+    )

@@ -259,3 +259,18 @@ def test_sigterm_lets_the_worker_finish_its_job(
             worker.kill()
     assert len(feed_records(connection)) == 1
     assert len(handler.delivered) == 1
+
+
+def test_a_record_whose_job_was_lost_is_queued_again_by_the_reaper(
+    intake_ctx: IntakeContext, connection: redis.Redis, drain: Callable[[], None]
+) -> None:
+    arrival = Arrival("email", "smtp", "email", make_mail(), "email:lost-job", {})
+    first = accept(arrival, intake_ctx)
+    connection.delete(f"rq:job:rec-{first.id}", "rq:queue:intake")  # the job is gone
+    again = accept(arrival, intake_ctx)
+    assert again.duplicate and again.id == first.id and again.reference == first.reference
+    drain()
+    assert feed_records(connection) == []  # the lease has not run out yet
+    time.sleep(intake_ctx.settings.job_lease_seconds + 0.5)
+    drain()  # a worker's reaper finds the lease expired and no job waiting
+    assert [r.id for r in feed_records(connection)] == [first.id]
