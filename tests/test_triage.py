@@ -219,3 +219,44 @@ def test_a_reply_is_judged_on_its_own_words_not_our_quoted_acknowledgement() -> 
     )
     assert result.kind == Kind.COMPLAINT, result.reasons
     assert result.priority != Priority.EMERGENCY
+
+
+def test_the_prefilter_never_skips_a_pattern_that_matches() -> None:
+    """Every pattern that matches a message must pass the cheap word test for it."""
+    import json
+
+    from workers.directory import load_directory
+    from workers.triage.prefilter import may_match
+
+    rules = load_rules(None)
+    directory = load_directory(None)
+    groups = [
+        (
+            rules.scan,
+            [
+                (p, f)
+                for rule in rules.all_rules()
+                for p, f in zip(rule.patterns, rule.factors, strict=True)
+            ],
+        ),
+        (
+            directory.scan,
+            [
+                (p, f)
+                for organisation in directory.organisations
+                for p, f in zip(organisation.patterns, organisation.factors, strict=True)
+            ],
+        ),
+    ]
+    path = Path(__file__).parent / "data" / "triage" / "eval.jsonl"
+    texts = [rules.prepare(json.loads(line)["text"]) for line in path.read_text().splitlines()]
+    texts += ["no smell of gas", "co alarm going off", "3rd time in a row!!", "ur contractor"]
+    checked = 0
+    for text in texts:
+        for scan, pairs in groups:
+            present = scan.present(text)
+            for pattern, factors in pairs:
+                if pattern.search(text):
+                    checked += 1
+                    assert may_match(factors, present), (pattern.pattern, text[:80])
+    assert checked > 1000

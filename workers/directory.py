@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from gateway.schema import Kind, Priority, Triage
 from workers.rulefile import compile_pattern, fail, load_rule_file, rules_path
+from workers.triage.prefilter import Factors, FactorScan, may_match, required_factors
 from workers.triage.rules import Hit, TriageRules
 from workers.triage.text import is_negated, quote
 
@@ -27,6 +28,7 @@ class Organisation:
     deals_with: str
     patterns: tuple[re.Pattern[str], ...]
     unless: tuple[re.Pattern[str], ...]
+    factors: tuple[Factors, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Directory:
     path: Path
     organisations: tuple[Organisation, ...]
     our_matters: frozenset[str]
+    scan: FactorScan = field(default_factory=lambda: FactorScan([]), repr=False, compare=False)
 
     def matching(self, text: str, rules: TriageRules) -> list[tuple[Organisation, Hit]]:
         """Organisations the prepared ``text`` is about, in directory order."""
@@ -73,7 +76,10 @@ class Directory:
         for organisation in self.organisations:
             if any(pattern.search(text) for pattern in organisation.unless):
                 continue
-            for pattern in organisation.patterns:
+            present = self.scan.present(text)
+            for pattern, factors in zip(organisation.patterns, organisation.factors, strict=True):
+                if not may_match(factors, present):
+                    continue
                 hit = _first_unnegated(pattern, text, rules)
                 if hit is not None:
                     found.append(
@@ -134,20 +140,25 @@ def parse_directory(path: Path) -> Directory:
                 raise fail(path, raw, f"{key}: missing '{required}'")
         if not isinstance(raw["patterns"], list) or not raw["patterns"]:
             raise fail(path, raw, f"{key}: 'patterns' must be a non-empty list")
+        compiled = tuple(compile_pattern(path, p) for p in raw["patterns"])
         organisations.append(
             Organisation(
                 key=key,
                 name=" ".join(str(raw["name"]).split()),
                 contact=" ".join(str(raw["contact"]).split()),
                 deals_with=" ".join(str(raw["deals_with"]).split()),
-                patterns=tuple(compile_pattern(path, p) for p in raw["patterns"]),
+                patterns=compiled,
+                factors=tuple(required_factors(p) for p in compiled),
                 unless=tuple(compile_pattern(path, p) for p in raw.get("unless", [])),
             )
         )
     ours = data.get("our_matters", [])
     if not isinstance(ours, list):
         raise fail(path, None, "'our_matters' must be a list of category names")
-    return Directory(path, tuple(organisations), frozenset(str(c) for c in ours))
+    factor_sets = [f for organisation in organisations for f in organisation.factors]
+    return Directory(
+        path, tuple(organisations), frozenset(str(c) for c in ours), FactorScan(factor_sets)
+    )
 
 
 @lru_cache(maxsize=4)

@@ -236,7 +236,7 @@ def _spam_hits(rules: TriageRules, text: str) -> list[Hit]:
     """Each spam pattern that matches counts once: junk usually trips several."""
     hits: list[Hit] = []
     for rule in rules.kind["spam"]:
-        for pattern in rule.patterns:
+        for pattern in rule.candidates(rules.scan.present(text)):
             found = {m.group(0) for m in pattern.finditer(text)}
             hits.extend(Hit(rule.id, rule.reason, words) for words in sorted(found))
     return hits

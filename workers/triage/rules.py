@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from workers.rulefile import compile_pattern, fail, load_rule_file, rules_path
+from workers.triage.prefilter import Factors, FactorScan, may_match, required_factors
 from workers.triage.text import is_negated, prepare, quote
 
 SECTIONS = ("spellings", "negations", "emergency", "categories", "kind", "stage2", "vulnerability")
@@ -46,6 +47,12 @@ class Rule:
     requires_vulnerability: bool = False
     unless_near: tuple[re.Pattern[str], ...] = ()
     not_after: tuple[str, ...] = ()
+    factors: tuple[Factors, ...] = ()
+
+    def candidates(self, present: frozenset[str]) -> list[re.Pattern[str]]:
+        """The patterns that may match a text holding the ``present`` factors."""
+        factors = self.factors or (None,) * len(self.patterns)
+        return [p for p, f in zip(self.patterns, factors, strict=True) if may_match(f, present)]
 
 
 @dataclass(frozen=True)
@@ -59,13 +66,23 @@ class TriageRules:
     stage2: Rule
     vulnerability: dict[str, Rule]
     extra: dict[str, Any] = field(default_factory=dict)
+    scan: FactorScan = field(default_factory=lambda: FactorScan([]), repr=False, compare=False)
+
+    def all_rules(self) -> list[Rule]:
+        return [
+            *self.emergency,
+            *self.categories.values(),
+            *(rule for rules in self.kind.values() for rule in rules),
+            self.stage2,
+            *self.vulnerability.values(),
+        ]
 
     def prepare(self, text: str) -> str:
         return prepare(text, self.spellings)
 
     def find(self, rule: Rule, text: str) -> Hit | None:
         """The first match of ``rule`` in prepared ``text`` that is not negated."""
-        for pattern in rule.patterns:
+        for pattern in rule.candidates(self.scan.present(text)):
             for match in pattern.finditer(text):
                 if rule.negatable and is_negated(text, match.start(), self.negations):
                     continue
@@ -119,10 +136,13 @@ def _rule(
     for listed in ("unless_near", "not_after"):
         if listed in raw and not isinstance(raw[listed], list):
             raise fail(path, raw[listed], f"{listed} must be a list")
+    compiled = tuple(compile_pattern(path, p) for p in patterns)
+    factors = tuple(required_factors(p) for p in compiled)
     return Rule(
         id=str(raw.get("id", default_id)),
         reason=str(raw.get("reason", default_reason)),
-        patterns=tuple(compile_pattern(path, p) for p in patterns),
+        patterns=compiled,
+        factors=factors,
         negatable=bool(raw.get("negatable", negatable)),
         requires_vulnerability=bool(raw.get("requires_vulnerability", False)),
         unless_near=tuple(compile_pattern(path, p) for p in raw.get("unless_near", [])),
@@ -156,7 +176,7 @@ def parse_rules(path: Path) -> TriageRules:
             kind[signal] = tuple(_rule(path, r, f"{signal}_{i}", signal) for i, r in enumerate(raw))
         else:
             kind[signal] = (_rule(path, raw, signal, signal.replace("_", " ")),)
-    return TriageRules(
+    rules = TriageRules(
         path=path,
         spellings={str(k).lower(): str(v).lower() for k, v in data["spellings"].items()},
         negations=tuple(str(n).lower() for n in data["negations"]),
@@ -176,6 +196,8 @@ def parse_rules(path: Path) -> TriageRules:
             for name, raw in data["vulnerability"].items()
         },
     )
+    factor_sets = [f for rule in rules.all_rules() for f in rule.factors]
+    return replace(rules, scan=FactorScan(factor_sets))
 
 
 @lru_cache(maxsize=4)
