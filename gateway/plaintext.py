@@ -15,6 +15,11 @@ _LINE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){2,}")
 
 
+def strip_controls(text: str) -> str:
+    """``text`` without control characters (tab and newline kept) or unpaired surrogates."""
+    return _CONTROLS.sub("", text)
+
+
 def clean_line(text: str) -> str:
     """One line for display: no controls, no bidi overrides, whitespace collapsed."""
     return " ".join(_LINE_UNSAFE.sub(" ", text).split())
@@ -23,6 +28,6 @@ def clean_line(text: str) -> str:
 def clean_text(text: str) -> str:
     """Paragraphs as typed, with ``\\n`` line ends, no controls, at most one blank line."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROLS.sub("", text)
+    text = strip_controls(text)
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()

@@ -34,6 +34,7 @@ from gateway.blobstore import BlobStore
 from gateway.errors import TemporaryError
 from gateway.language import detect_language
 from gateway.ledger import LedgerEntry
+from gateway.plaintext import clean_line, clean_text, strip_controls
 from gateway.schema import Attachment, Customer, Disposition, IntakeRecord, Thread
 
 MAX_ATTACHMENTS = 50
@@ -50,9 +51,7 @@ _NOT_IN_ADDRESS = re.compile(r"[\s<>()\[\]\\,;:\"\x00-\x1f\x7f-\x9f]")
 _BIDI_AND_CONTROLS = re.compile(
     "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _UNSAFE_IN_FILENAME = re.compile(r'[<>:"/\\|?*]')
-_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){2,}")
 _TAGS = re.compile(r"<[^<>]*>")  # linear: no backtracking on markup that never closes
 _SERIOUS_DEFECTS = {
     "StartBoundaryNotFoundDefect",
@@ -248,7 +247,7 @@ class _Body:
             self.review.append("some text could not be decoded from its character set")
         subtype = part.get_content_subtype()
         kind = subtype if subtype in ("plain", "html") else "other"
-        self.texts.setdefault((inside, kind), []).append(_CONTROLS.sub("", _lines(text)))
+        self.texts.setdefault((inside, kind), []).append(strip_controls(_lines(text)))
 
     def _attach_message(self, children: list[Message], filename: str | None, inside: int) -> None:
         if inside == _IN_MESSAGE:
@@ -453,14 +452,10 @@ def _lines(text: str) -> str:
 
 
 def _clean_text(text: str) -> str:
-    text = _CONTROLS.sub("", _lines(text)).replace("\xa0", " ")
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", text).strip()[:MAX_TEXT_CHARS]
+    return clean_text(_lines(text).replace("\xa0", " "))[:MAX_TEXT_CHARS]
 
 
-def _clean_line(text: str) -> str:
-    """One line for display: no control, bidi or unpaired surrogate characters."""
-    return " ".join(_BIDI_AND_CONTROLS.sub(" ", text).split())
+_clean_line = clean_line
 
 
 def _safe_filename(name: str | None) -> str | None:

@@ -1,16 +1,17 @@
 """Triage: what the message is, what it is about, how urgent, and why.
 
 The rules are data (``workers/rules/triage.yaml``); every result carries the reasons that
-produced it, so a complaints officer can check and overrule it. Complaints get their
-statutory clock at once; spam and machine-sent mail are kept and published, marked to be
-ignored, and never answered.
+produced it, so a complaints officer can check and overrule it. The stage it finds sets
+the statutory clock, which the acknowledge step writes once it knows when the customer was
+acknowledged; spam and machine-sent mail are kept and published, marked to be ignored, and
+never answered.
 """
 
 from __future__ import annotations
 
 from gateway.ledger import LedgerEntry
 from gateway.schema import Disposition, IntakeRecord, Kind
-from gateway.working_days import compute_deadlines, uk_date
+from gateway.working_days import uk_date
 from workers.context import WorkerContext
 from workers.directory import load_directory
 from workers.triage.classify import MessageFacts, classify
@@ -35,14 +36,6 @@ class TriageStep:
         elsewhere = load_directory(settings.rules_dir).is_elsewhere(rules)
         triage = classify(facts, rules, settings.time_limit_months, elsewhere)
         update: dict[str, object] = {"triage": triage}
-        if triage.kind == Kind.COMPLAINT:
-            # Acknowledged on receipt, as the acknowledge step normally does at once.
-            update["deadlines"] = compute_deadlines(
-                record.received_at,
-                settings,
-                stage=triage.stage,
-                acknowledged_on=uk_date(record.received_at),
-            )
         keyword = record.source.extra.get("keyword")
         if keyword:
             # STOP, START and the like change what we may send; they are not cases.
