@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from workers.dedupe.signature import signature_of
 
 COMPLAINT = (
@@ -43,3 +46,19 @@ def test_a_message_without_words_has_no_signature() -> None:
     assert signature_of(None, "  ... !! ") is None
     subject_only = signature_of("Broken boiler", "")
     assert subject_only is not None and subject_only.words == 2
+
+
+def test_a_worker_loads_datasketchs_minhash_without_scipy() -> None:
+    """The worker's memory budget: datasketch's package imports scipy for sketches we never use."""
+    probe = (
+        "import sys, workers.pipeline, workers.runner\n"
+        "from workers.dedupe.signature import signature_of\n"
+        "assert signature_of(None, 'the boiler is broken again') is not None\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'datasketch'}))\n"
+        "import datasketch\n"
+        "print(datasketch.MinHash is sys.modules['datasketch.minhash'].MinHash)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split("\n")[:2] == ["['datasketch']", "True"]

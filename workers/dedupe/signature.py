@@ -21,14 +21,20 @@ bounded for very long letters, and a repeat is recognisable well before its end.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
+import sys
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import MinHash
+
+if TYPE_CHECKING:
+    from datasketch.minhash import MinHash
 
 NUM_PERM = 128
 SEED = 1
@@ -43,8 +49,41 @@ _QUOTE_START = re.compile(
     r"^\s*(?:-{2,}\s*original message\s*-{2,}|on\b.{0,300}\bwrote:)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
+
+
+def _datasketch_module(name: str) -> ModuleType:
+    """One of datasketch's modules, loaded without running the package's ``__init__``.
+
+    ``import datasketch`` imports every sketch the package offers, and its LSH classes
+    import scipy: some 70 MB of a worker's memory and most of its start-up, for code the
+    gateway never runs (its LSH index lives in Redis, see ``index.py``). Only ``minhash``
+    and the ``hashfunc`` it imports are loaded here, under their own names, so that a
+    later ``import datasketch`` anywhere in the process finds and reuses them.
+    """
+    qualified = f"datasketch.{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    package = importlib.util.find_spec("datasketch")
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("datasketch is not installed")
+    location = f"{next(iter(package.submodule_search_locations))}/{name}.py"
+    spec = importlib.util.spec_from_file_location(qualified, location)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"datasketch has no module {name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[qualified]
+        raise
+    return module
+
+
+_datasketch_module("hashfunc")
+_MinHash: type[MinHash] = _datasketch_module("minhash").MinHash
 # Built once: a MinHash's permutations are the costly part of creating one.
-_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=SEED)
+_TEMPLATE = _MinHash(num_perm=NUM_PERM, seed=SEED)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,7 +146,7 @@ def signature_of(subject: str | None, text: str) -> Signature | None:
     found = shingles(words)
     if not found:
         return None
-    minhash = MinHash(
+    minhash = _MinHash(
         num_perm=NUM_PERM,
         seed=SEED,
         hashfunc=zlib.crc32,
