@@ -10,24 +10,21 @@ files to the outbox folder under the data directory, where they can be read.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTPUTF8
 from email.utils import format_datetime, formataddr
-from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
 from channels import Delivery, Notice
 from channels.email.automated import LOOP_HEADER
+from channels.email.relay import Envelope, relay_connection
 from gateway.errors import DeliveryError
 from gateway.schema import IntakeRecord
 from gateway.settings import Settings
-
-SEND_TIMEOUT = 30.0
 
 
 class EmailNotifier:
@@ -69,7 +66,7 @@ class EmailNotifier:
     def send(self, notice: Notice) -> Delivery:
         message = self.build(notice)
         if self.settings.smtp_relay_url:
-            asyncio.run(self._relay(message, notice.recipient))
+            self._relay(message, notice.recipient)
             via = "relay"
         else:
             self._write_outbox(message, notice)
@@ -78,26 +75,16 @@ class EmailNotifier:
             channel=self.channel, sent_at=datetime.now(UTC), message_id=notice.message_id, via=via
         )
 
-    async def _relay(self, message: EmailMessage, recipient: str) -> None:
-        url = urlsplit(self.settings.smtp_relay_url or "")
-        implicit_tls = url.scheme == "smtps"
-        client = aiosmtplib.SMTP(
-            hostname=url.hostname or "localhost",
-            port=url.port or (465 if implicit_tls else 25),
-            use_tls=implicit_tls,
-            start_tls=url.scheme == "smtp+starttls",
-            timeout=SEND_TIMEOUT,
-        )
+    def _relay(self, message: EmailMessage, recipient: str) -> None:
+        connection = relay_connection(self.settings.smtp_relay_url or "")
         try:
-            async with client:
-                if url.username:
-                    await client.login(unquote(url.username), unquote(url.password or ""))
-                # A null envelope sender: bounces of an automatic reply must not come back.
-                if recipient.isascii():
-                    await client.sendmail("", [recipient], message.as_bytes())
-                else:  # an internationalised address needs SMTPUTF8 (RFC 6531)
-                    data = message.as_bytes(policy=SMTPUTF8)
-                    await client.sendmail("", [recipient], data, mail_options=["SMTPUTF8"])
+            # A null envelope sender: bounces of an automatic reply must not come back.
+            if recipient.isascii():
+                envelope = Envelope("", [recipient], message.as_bytes())
+            else:  # an internationalised address needs SMTPUTF8 (RFC 6531)
+                data = message.as_bytes(policy=SMTPUTF8)
+                envelope = Envelope("", [recipient], data, ("SMTPUTF8",))
+            connection.send(envelope)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refusal.code for refusal in exc.recipients]
             permanent = bool(codes) and all(500 <= code < 600 for code in codes)
