@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from gateway.errors import RecordNotFoundError
 from gateway.schema import IntakeRecord
@@ -107,8 +109,15 @@ class Ledger:
         self._publish = connection.register_script(_PUBLISH_ONCE)
         self._claim = connection.register_script(_CLAIM_EXPIRED)
 
-    def load(self, record_id: str) -> LedgerEntry:
-        raw = self.redis.hgetall(record_key(record_id))
+    def load(self, record_id: str, lease: int | None = None) -> LedgerEntry:
+        """The entry of ``record_id``; with ``lease``, its lease renewed in the same trip."""
+        if lease is None:
+            raw = self.redis.hgetall(record_key(record_id))
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(record_key(record_id))
+                pipe.zadd(PENDING, {record_id: time.time() + lease}, xx=True)
+                raw = pipe.execute()[0]
         if not raw:
             raise RecordNotFoundError(record_id)
         data = {text(k): text(v) for k, v in raw.items()}
@@ -133,17 +142,16 @@ class Ledger:
         value = self.redis.hget(record_key(record_id), "reference")
         return text(value) if value else None
 
-    def finish_step(self, record_id: str, step: str, record: IntakeRecord, lease: int) -> None:
-        """Keep the record as the step left it, mark the step done, renew the lease."""
+    def finish_steps(
+        self, record_id: str, steps: Sequence[str], record: IntakeRecord, lease: int
+    ) -> None:
+        """Keep the record as the steps left it, mark them done, renew the lease."""
+        fields: dict[FieldT, EncodableT] = {f"step:{step}": "1" for step in steps}
+        fields["record"] = record.to_json()
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                record_key(record_id), mapping={"record": record.to_json(), f"step:{step}": "1"}
-            )
+            pipe.hset(record_key(record_id), mapping=fields)
             pipe.zadd(PENDING, {record_id: time.time() + lease}, xx=True)
             pipe.execute()
-
-    def renew_lease(self, record_id: str, lease: int) -> None:
-        self.redis.zadd(PENDING, {record_id: time.time() + lease}, xx=True)
 
     def publish_once(self, record: IntakeRecord, stream: str = CASES_STREAM) -> str:
         """Append the record to the feed unless it is already there; return its entry id."""
