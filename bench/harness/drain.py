@@ -1,7 +1,8 @@
 """Drain a queue in burst mode in this process and print how long the work itself took.
 
 ``python -m harness.drain pipeline`` runs the gateway's worker (``run_worker`` with
-``burst=True``, configured from ``INTAKE_*`` as ``intake worker --burst`` is);
+``burst=True``, configured from ``INTAKE_*`` as ``intake worker --burst`` is), with
+``--steps a,b,c`` over only those steps of ``workers.pipeline.PIPELINE``;
 ``python -m harness.drain noop --queue NAME`` runs rq's ``SimpleWorker`` over a queue of
 no-op jobs with the same serializer and work() options. Imports and interpreter start-up are not
 timed. The last line printed is JSON: ``{"seconds": ..., "vmhwm_kb": ...}``.
@@ -17,10 +18,18 @@ import time
 from harness.common import read_status_kb
 
 
-def drain_pipeline() -> float:
+def drain_pipeline(steps: str | None) -> float:
     from gateway.logs import configure_logging
     from gateway.settings import load_settings
+    from workers import pipeline
     from workers.runner import run_worker
+
+    if steps:
+        chosen = tuple(steps.split(","))
+        unknown = set(chosen) - set(pipeline.PIPELINE)
+        if unknown:
+            raise SystemExit(f"no such step: {', '.join(sorted(unknown))}")
+        pipeline.PIPELINE = tuple(name for name in pipeline.PIPELINE if name in chosen)
 
     settings = load_settings()
     if not settings.redis_url:
@@ -50,8 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=["pipeline", "noop"])
     parser.add_argument("--queue", default="bench-noop")
+    parser.add_argument("--steps", help="pipeline: comma-separated steps to run (default all)")
     args = parser.parse_args()
-    seconds = drain_pipeline() if args.mode == "pipeline" else drain_noop(args.queue)
+    seconds = drain_pipeline(args.steps) if args.mode == "pipeline" else drain_noop(args.queue)
     result = {"seconds": seconds, "vmhwm_kb": read_status_kb(os.getpid(), "VmHWM")}
     print(json.dumps(result), flush=True)
 
