@@ -105,8 +105,13 @@ def send_once(notifier: Notifier, notice: Notice, ctx: WorkerContext) -> Acknowl
             return outcome(AckStatus.FAILED, str(exc), notifier.channel)
         outbox.release(record.id, purpose)
         raise
-    outbox.sent(record.id, purpose, delivery.sent_at.timestamp(), delivery.via)
-    ctx.ledger.count(f"{purpose}s:{delivery.channel}")
+    outbox.sent(
+        record.id,
+        purpose,
+        delivery.sent_at.timestamp(),
+        delivery.via,
+        count=f"{purpose}s:{delivery.channel}",
+    )
     log.info(f"{purpose}.sent", record_id=record.id, via=delivery.via)
     return outcome(
         AckStatus.SENT,

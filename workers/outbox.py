@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from gateway.ledger import PREFIX
+from gateway.ledger import PREFIX, STATS
 
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -61,10 +61,18 @@ class Outbox:
             return Claim("busy")
         return Claim("claimed", attempts=int(reply[1]))
 
-    def sent(self, record_id: str, purpose: str, sent_at: float, via: str) -> None:
-        self.redis.hset(
-            self.key(record_id, purpose), mapping={"status": "sent", "sent_at": sent_at, "via": via}
-        )
+    def sent(
+        self, record_id: str, purpose: str, sent_at: float, via: str, count: str | None = None
+    ) -> None:
+        """Note the send; with ``count``, add one to that statistic in the same write."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self.key(record_id, purpose),
+                mapping={"status": "sent", "sent_at": sent_at, "via": via},
+            )
+            if count:
+                pipe.hincrby(STATS, count, 1)
+            pipe.execute()
 
     def release(self, record_id: str, purpose: str, status: str = "released") -> None:
         self.redis.hset(
