@@ -6,7 +6,9 @@ what the relay received (and over which connections) is what a postmaster would 
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +28,7 @@ class CountingHandler:
         self.messages: list[tuple[int, bytes]] = []
         self.greetings = 0
         self.refuse_next_mail: str | None = None
+        self.hang_up_after_data = False
         self.lock = threading.Lock()
 
     async def handle_EHLO(
@@ -56,6 +59,8 @@ class CountingHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.messages.append((session.peer[1], envelope.content))
+        if self.hang_up_after_data:  # as relays that close idle clients do, after the reply
+            asyncio.get_running_loop().call_later(0.05, server.transport.close)
         return "250 OK"
 
     def ports(self) -> set[int]:
@@ -171,3 +176,14 @@ def test_a_relay_that_is_down_raises_and_a_later_send_reaches_it(
     server.start()
     connection.send(envelope(2))
     assert len(server.handler.messages) == 1
+
+
+def test_a_relay_that_hangs_up_between_messages_gets_each_one_on_a_new_connection(
+    server: RelayServer, connection: RelayConnection
+) -> None:
+    server.handler.hang_up_after_data = True
+    for number in range(3):
+        connection.send(envelope(number))
+        time.sleep(0.2)  # the relay has closed the connection by the next send
+    assert len(server.handler.messages) == 3
+    assert len(server.handler.ports()) == 3
