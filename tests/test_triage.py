@@ -260,3 +260,119 @@ def test_the_prefilter_never_skips_a_pattern_that_matches() -> None:
                     checked += 1
                     assert may_match(factors, present), (pattern.pattern, text[:80])
     assert checked > 1000
+
+
+def _eval_texts() -> list[str]:
+    import json
+
+    path = Path(__file__).parent / "data" / "triage" / "eval.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _word_soup(count: int) -> list[str]:
+    """Texts made of the rules' own words and pieces of real messages, run together with
+    the punctuation, digits and apostrophes that sit next to words: many near misses."""
+    import random
+
+    from workers.directory import load_directory
+
+    rng = random.Random(11)
+    rules, directory = load_rules(None), load_directory(None)
+    words = [*rules.scan.words, *directory.scan.words]
+    pieces = [piece for text in _eval_texts() for piece in text.lower().split()]
+    joins = [" ", " ", " ", "  ", ", ", ". ", "!", "?", "'", "-", "\n", "3 ", " 12", "£"]
+    texts = []
+    for _ in range(count):
+        parts = [rng.choice(words if rng.random() < 0.6 else pieces) for _ in range(40)]
+        texts.append("".join(part + rng.choice(joins) for part in parts))
+    return texts
+
+
+def test_the_trie_scan_finds_exactly_the_factors_a_substring_test_finds() -> None:
+    from workers.directory import load_directory
+
+    rules, directory = load_rules(None), load_directory(None)
+    texts = [rules.prepare(text) for text in _eval_texts()] + _word_soup(150)
+    texts += ["", "a", "gas", "smell of gasgas", "£50", "ı and ſ"]
+    for scan in (rules.scan, directory.scan):
+        for text in texts:
+            assert scan.present(text) == scan.present_by_search(text), text[:80]
+
+
+def test_every_pattern_keeps_its_factors_as_the_first_requirement() -> None:
+    """The plain factor test is one of the requirements a pattern set checks."""
+    from workers.triage.prefilter import _plain, required_factors, requirements
+
+    for rule in load_rules(None).all_rules():
+        for pattern in rule.patterns:
+            factors = required_factors(pattern)
+            if factors is not None and all(map(_plain, factors)):
+                assert factors in [words for words, _lead in requirements(pattern)]
+
+
+def test_searching_only_where_a_pattern_can_match_finds_every_match() -> None:
+    """A pattern set gives every pattern's matches, spans and groups, exactly as a scan of
+    the whole text; on text that is not prepared, exactly what the plain factor test let
+    run before (a scan, or nothing)."""
+    from workers.directory import load_directory
+    from workers.triage.prefilter import may_match, required_factors
+
+    rules, directory = load_rules(None), load_directory(None)
+    prepared = [rules.prepare(text) for text in _eval_texts()] + _word_soup(80)
+    prepared += ["i'm 84 and live alone", "im 91", "reported it 3 times", "paid £120", "?"]
+    raw = [
+        *_eval_texts()[:40],  # capitals: not prepared
+        "the ı is dotless, the ſ is long: ſmell of gaſ",
+        "flat ٣ has had no heating for ٢ weeks and i rang 3 times",  # other digits
+    ]
+    groups = [
+        (rules.searcher, [p for rule in rules.all_rules() for p in rule.patterns]),
+        (
+            directory.searcher,
+            [p for o in directory.organisations for p in (*o.patterns, *o.unless)],
+        ),
+    ]
+    matched = 0
+    for searcher, patterns in groups:
+        for text in prepared:
+            for pattern in patterns:
+                found = [(m.span(), m.groups()) for m in searcher.finditer(pattern, text)]
+                assert found == [(m.span(), m.groups()) for m in pattern.finditer(text)], (
+                    pattern.pattern[:60],
+                    text[:60],
+                )
+                matched += bool(found)
+        for text in raw:
+            present = searcher.scan.present_by_search(text)
+            for pattern in patterns:
+                found = [(m.span(), m.groups()) for m in searcher.finditer(pattern, text)]
+                scan = [(m.span(), m.groups()) for m in pattern.finditer(text)]
+                assert found == (scan if may_match(required_factors(pattern), present) else [])
+    assert matched > 2000
+
+
+def test_prepare_finds_the_same_spellings_as_word_by_word() -> None:
+    from workers.triage.text import prepare
+
+    rules = load_rules(None)
+    assert rules.spelling_finder is not None
+    texts = _eval_texts() + _word_soup(50)
+    texts += [" ".join(rules.spellings), "'".join(rules.spellings), "x".join(rules.spellings)]
+    texts += ["u r gr8", "ur'", "'ur", "u2", "2u", "wiv,wiv.wiv", "WIV", "ﬁx"]
+    for text in texts:
+        assert rules.prepare(text) == prepare(text, rules.spellings), text[:80]
+
+
+def test_the_redirect_test_in_triage_gives_the_full_decision() -> None:
+    """Triage skips the directory when a message raises a matter of ours."""
+    from workers.directory import load_directory
+
+    rules, directory = load_rules(None), load_directory(None)
+    elsewhere = directory.is_elsewhere(rules)
+    for text in _eval_texts():
+        facts = MessageFacts(text, None, RECEIVED, "en")
+        categories = classify(facts, rules, 3).categories
+        prepared = rules.prepare(text)
+        decision = directory.decide(prepared, categories, False, rules)
+        full = decision is not None and decision.wholly_theirs
+        assert elsewhere(prepared, categories) == full

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway.schema import Kind, Priority, Triage
 from workers.rulefile import compile_pattern, fail, load_rule_file, rules_path
-from workers.triage.prefilter import Factors, FactorScan, may_match, required_factors
+from workers.triage.prefilter import Factors, FactorScan, PatternSet, required_factors
 from workers.triage.rules import Hit, TriageRules
 from workers.triage.text import is_negated, quote
 
@@ -68,19 +68,22 @@ class Directory:
     path: Path
     organisations: tuple[Organisation, ...]
     our_matters: frozenset[str]
-    scan: FactorScan = field(default_factory=lambda: FactorScan([]), repr=False, compare=False)
+    searcher: PatternSet = field(default_factory=lambda: PatternSet([]), repr=False, compare=False)
+
+    @property
+    def scan(self) -> FactorScan:
+        """Which organisations' factors a text contains (every pattern's required factors)."""
+        return self.searcher.scan
 
     def matching(self, text: str, rules: TriageRules) -> list[tuple[Organisation, Hit]]:
         """Organisations the prepared ``text`` is about, in directory order."""
         found: list[tuple[Organisation, Hit]] = []
+        searcher = self.searcher
         for organisation in self.organisations:
-            if any(pattern.search(text) for pattern in organisation.unless):
+            if any(_matches(searcher, pattern, text) for pattern in organisation.unless):
                 continue
-            present = self.scan.present(text)
-            for pattern, factors in zip(organisation.patterns, organisation.factors, strict=True):
-                if not may_match(factors, present):
-                    continue
-                hit = _first_unnegated(pattern, text, rules)
+            for pattern in searcher.candidates(organisation.patterns, text):
+                hit = _first_unnegated(searcher, pattern, text, rules)
                 if hit is not None:
                     found.append(
                         (organisation, Hit(organisation.key, organisation.deals_with, hit))
@@ -114,14 +117,23 @@ class Directory:
         """A test for triage: is this prepared text wholly another organisation's matter?"""
 
         def test(text: str, categories: list[str]) -> bool:
+            if not self.our_matters.isdisjoint(categories):
+                return False  # it raises a matter of ours: not wholly theirs, whoever else
             decision = self.decide(text, categories, False, rules)
             return decision is not None and decision.wholly_theirs
 
         return test
 
 
-def _first_unnegated(pattern: re.Pattern[str], text: str, rules: TriageRules) -> str | None:
-    for match in pattern.finditer(text):
+def _matches(searcher: PatternSet, pattern: re.Pattern[str], text: str) -> bool:
+    """Whether ``pattern`` matches ``text`` somewhere (as ``pattern.search``)."""
+    return next(iter(searcher.finditer(pattern, text)), None) is not None
+
+
+def _first_unnegated(
+    searcher: PatternSet, pattern: re.Pattern[str], text: str, rules: TriageRules
+) -> str | None:
+    for match in searcher.finditer(pattern, text):
         if not is_negated(text, match.start(), rules.negations):
             return quote(text, match.start(), match.end())
     return None
@@ -155,9 +167,11 @@ def parse_directory(path: Path) -> Directory:
     ours = data.get("our_matters", [])
     if not isinstance(ours, list):
         raise fail(path, None, "'our_matters' must be a list of category names")
-    factor_sets = [f for organisation in organisations for f in organisation.factors]
+    patterns = [
+        p for organisation in organisations for p in (*organisation.patterns, *organisation.unless)
+    ]
     return Directory(
-        path, tuple(organisations), frozenset(str(c) for c in ours), FactorScan(factor_sets)
+        path, tuple(organisations), frozenset(str(c) for c in ours), PatternSet(patterns)
     )
 
 

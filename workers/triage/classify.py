@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 
@@ -86,7 +87,9 @@ def classify(
     else:
         priority = Priority.NORMAL
 
-    kind = _kind(facts, text, rules, categories, emergencies, elsewhere(text, categories), reasons)
+    kind = _kind(
+        facts, text, rules, categories, emergencies, lambda: elsewhere(text, categories), reasons
+    )
 
     stage = 1
     stage_hit = rules.find(rules.stage2, text)
@@ -100,7 +103,7 @@ def classify(
     found = None if kind in undated else incident_date(text, facts.received_on)
     within: bool | None = None
     if found is not None:
-        limit = facts.received_on - relativedelta(months=time_limit_months)
+        limit = _months_before(facts.received_on, time_limit_months)
         within = found.day >= limit
         reasons.append(
             f'incident date {found.day.isoformat()} from "{found.words}": '
@@ -108,7 +111,7 @@ def classify(
             + f" the {time_limit_months}-month time limit"
         )
         if not within:
-            code_limit = facts.received_on - relativedelta(months=CODE_LIMIT_MONTHS)
+            code_limit = _months_before(facts.received_on, CODE_LIMIT_MONTHS)
             reasons.append(
                 "outside the policy's window: accepted all the same; a person decides whether "
                 "to use discretion"
@@ -130,6 +133,12 @@ def classify(
         language=facts.language,
         reasons=reasons,
     )
+
+
+@lru_cache(maxsize=256)
+def _months_before(day: date, months: int) -> date:
+    """``day`` less ``months`` calendar months; messages of a day share their limits."""
+    return day - relativedelta(months=months)
 
 
 _QUOTE_STARTS = re.compile(
@@ -163,9 +172,11 @@ def _kind(
     rules: TriageRules,
     categories: list[str],
     emergencies: list[Hit],
-    elsewhere: bool,
+    elsewhere: Callable[[], bool],
     reasons: list[str],
 ) -> Kind:
+    """The kind, from the signals in turn; ``elsewhere`` (the redirect directory's test) is
+    asked only when the answer matters."""
     signals = rules.kind
     if facts.automated:
         reasons.append("kind auto_reply: " + "; ".join(facts.automated_reasons or ("automated",)))
@@ -184,7 +195,7 @@ def _kind(
     if praise and not dissatisfied:
         reasons.append(f"kind compliment, {praise[0].explain()}")
         return Kind.COMPLIMENT
-    if elsewhere and not emergencies:
+    if not emergencies and elsewhere():
         # A complaint about another organisation is not a complaint about us; asking us to
         # act on it for them is a request.
         act = _ACT_FOR_THEM.search(text)
@@ -236,7 +247,7 @@ def _spam_hits(rules: TriageRules, text: str) -> list[Hit]:
     """Each spam pattern that matches counts once: junk usually trips several."""
     hits: list[Hit] = []
     for rule in rules.kind["spam"]:
-        for pattern in rule.candidates(rules.scan.present(text)):
-            found = {m.group(0) for m in pattern.finditer(text)}
+        for pattern in rules.searcher.candidates(rule.patterns, text):
+            found = {m.group(0) for m in rules.searcher.finditer(pattern, text)}
             hits.extend(Hit(rule.id, rule.reason, words) for words in sorted(found))
     return hits

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from workers.rulefile import compile_pattern, fail, load_rule_file, rules_path
-from workers.triage.prefilter import Factors, FactorScan, may_match, required_factors
-from workers.triage.text import is_negated, prepare, quote
+from workers.triage.prefilter import Factors, FactorScan, PatternSet, required_factors
+from workers.triage.text import is_negated, prepare, quote, spelling_finder
 
 SECTIONS = ("spellings", "negations", "emergency", "categories", "kind", "stage2", "vulnerability")
 KIND_SIGNALS = (
@@ -49,11 +49,6 @@ class Rule:
     not_after: tuple[str, ...] = ()
     factors: tuple[Factors, ...] = ()
 
-    def candidates(self, present: frozenset[str]) -> list[re.Pattern[str]]:
-        """The patterns that may match a text holding the ``present`` factors."""
-        factors = self.factors or (None,) * len(self.patterns)
-        return [p for p, f in zip(self.patterns, factors, strict=True) if may_match(f, present)]
-
 
 @dataclass(frozen=True)
 class TriageRules:
@@ -66,7 +61,13 @@ class TriageRules:
     stage2: Rule
     vulnerability: dict[str, Rule]
     extra: dict[str, Any] = field(default_factory=dict)
-    scan: FactorScan = field(default_factory=lambda: FactorScan([]), repr=False, compare=False)
+    searcher: PatternSet = field(default_factory=lambda: PatternSet([]), repr=False, compare=False)
+    spelling_finder: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def scan(self) -> FactorScan:
+        """Which rules' factors a text contains (every pattern's required factors)."""
+        return self.searcher.scan
 
     def all_rules(self) -> list[Rule]:
         return [
@@ -78,12 +79,13 @@ class TriageRules:
         ]
 
     def prepare(self, text: str) -> str:
-        return prepare(text, self.spellings)
+        return prepare(text, self.spellings, self.spelling_finder)
 
     def find(self, rule: Rule, text: str) -> Hit | None:
         """The first match of ``rule`` in prepared ``text`` that is not negated."""
-        for pattern in rule.candidates(self.scan.present(text)):
-            for match in pattern.finditer(text):
+        searcher = self.searcher
+        for pattern in searcher.candidates(rule.patterns, text):
+            for match in searcher.finditer(pattern, text):
                 if rule.negatable and is_negated(text, match.start(), self.negations):
                     continue
                 if rule.not_after and is_negated(text, match.start(), rule.not_after):
@@ -196,8 +198,10 @@ def parse_rules(path: Path) -> TriageRules:
             for name, raw in data["vulnerability"].items()
         },
     )
-    factor_sets = [f for rule in rules.all_rules() for f in rule.factors]
-    return replace(rules, scan=FactorScan(factor_sets))
+    patterns = [pattern for rule in rules.all_rules() for pattern in rule.patterns]
+    return replace(
+        rules, searcher=PatternSet(patterns), spelling_finder=spelling_finder(rules.spellings)
+    )
 
 
 @lru_cache(maxsize=4)

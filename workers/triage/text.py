@@ -18,12 +18,27 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": 
 NEGATION_WINDOW = 4
 
 
-def prepare(text: str, spellings: Mapping[str, str]) -> str:
-    """Lower-case ``text`` and map texting spellings word by word, keeping punctuation."""
+def prepare(text: str, spellings: Mapping[str, str], finder: re.Pattern[str] | None = None) -> str:
+    """Lower-case ``text`` and map texting spellings word by word, keeping punctuation.
+
+    ``finder``, from ``spelling_finder(spellings)``, finds only the words to replace,
+    instead of calling back for every word of the text.
+    """
     lowered = text.translate(_QUOTES).lower()
     if not spellings:
         return lowered
+    if finder is not None:
+        return finder.sub(lambda m: spellings[m.group(0)], lowered)
     return _WORD.sub(lambda m: spellings.get(m.group(0), m.group(0)), lowered)
+
+
+def spelling_finder(spellings: Mapping[str, str]) -> re.Pattern[str]:
+    """Whole words (runs of ``_WORD``'s characters) that ``spellings`` maps: a spelling
+    that is not such a run never equals one, as in ``prepare`` without it."""
+    words = sorted(word for word in spellings if _WORD.fullmatch(word))
+    if not words:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile(r"(?<![a-z0-9'])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z0-9'])")
 
 
 def is_negated(text: str, start: int, negations: Iterable[str]) -> bool:
