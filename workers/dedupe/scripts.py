@@ -16,19 +16,34 @@ LOOKUP = """
 local done = redis.call('HGETALL', KEYS[1])
 if #done > 0 then return {'done', done} end
 local customers, most = tonumber(ARGV[2]), tonumber(ARGV[5])
-local seen, out, count = {}, {}, 0
+local seen, ids = {}, {}
 for i = 2, #KEYS do
   local limit = ARGV[4]
   if i - 1 <= customers then limit = ARGV[3] end
-  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', ARGV[1], 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    if not seen[id] and count < most then
+  local found = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', ARGV[1], 'LIMIT', 0, limit)
+  for _, id in ipairs(found) do
+    if not seen[id] then
       seen[id] = true
-      local meta = redis.call('GET', ARGV[6] .. id)
-      if meta then
-        count = count + 1
-        table.insert(out, struct.pack('>I2', #id) .. id .. struct.pack('>I4', #meta) .. meta)
-      end
+      table.insert(ids, id)
+    end
+  end
+end
+-- The first `most` of them, in that order, whose details are still kept: read with one
+-- MGET for as many as are still wanted, until enough are found or none are left.
+local out, count, at = {}, 0, 1
+while count < most and at <= #ids do
+  local batch, keys = {}, {}
+  for j = at, math.min(#ids, at + most - count - 1) do
+    table.insert(batch, ids[j])
+    table.insert(keys, ARGV[6] .. ids[j])
+  end
+  at = at + #batch
+  local metas = redis.call('MGET', unpack(keys))
+  for j, id in ipairs(batch) do
+    local meta = metas[j]
+    if meta then
+      count = count + 1
+      table.insert(out, struct.pack('>I2', #id) .. id .. struct.pack('>I4', #meta) .. meta)
     end
   end
 end
@@ -88,7 +103,7 @@ if campaign ~= '' and campaign ~= id then
 end
 redis.call('HSET', KEYS[1], 'decision', ARGV[2], 'count', count, 'earlier', earlier)
 redis.call('PEXPIRE', KEYS[1], window)
-return redis.call('HGETALL', KEYS[1])
+return {'decision', ARGV[2], 'count', tostring(count), 'earlier', earlier}
 """
 
 # KEYS: for each record, its meta key then its buckets and customer lists.

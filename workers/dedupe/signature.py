@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+import struct
 import sys
+import threading
 import zlib
-from dataclasses import dataclass
-from functools import cached_property
 from itertools import pairwise
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -45,6 +45,7 @@ ROWS = 8
 MAX_WORDS = 1000
 
 _WORD = re.compile(r"\w+")
+_ASCII_WORD = re.compile(rb"\w+")  # the same words as ``_WORD`` in ASCII text
 _QUOTE_START = re.compile(
     r"^\s*(?:-{2,}\s*original message\s*-{2,}|on\b.{0,300}\bwrote:)\s*$",
     re.IGNORECASE | re.MULTILINE,
@@ -84,36 +85,97 @@ _datasketch_module("hashfunc")
 _MinHash: type[MinHash] = _datasketch_module("minhash").MinHash
 # Built once: a MinHash's permutations are the costly part of creating one.
 _TEMPLATE = _MinHash(num_perm=NUM_PERM, seed=SEED)
+_reusable = threading.local()
 
 
-@dataclass(frozen=True, eq=False)
+_SIZE = NUM_PERM * 4  # bytes: little-endian uint32 values
+_BAND_ORDER = struct.Struct(f"<{NUM_PERM}I"), struct.Struct(f">{NUM_PERM}I")
+# Per 32-bit lane of a signature as one little-endian integer: all bits but the top one,
+# and the top one.
+_LOW = int.from_bytes(b"\xff\xff\xff\x7f" * NUM_PERM, "little")
+_HIGH = int.from_bytes(b"\x00\x00\x00\x80" * NUM_PERM, "little")
+
+
 class Signature:
-    """The MinHash values of one text (uint32, NUM_PERM of them)."""
+    """The MinHash values of one text (uint32, NUM_PERM of them).
 
-    values: np.ndarray
-    words: int = 0  # in the text it was made from; not kept in the index
+    Kept as the little-endian bytes the index stores, the values as an array only when
+    asked for: a lookup reads many signatures and only compares them, which works on the
+    bytes as one large integer (``similarity``) and makes no array.
+    """
+
+    __slots__ = ("_bands", "_number", "_packed", "_values", "_words")
+
+    def __init__(self, values: np.ndarray, words: int = 0) -> None:
+        self._values: np.ndarray | None = values
+        self._packed: bytes | None = None
+        self._number: int | None = None
+        self._bands: list[str] | None = None
+        self._words = words
+
+    @property
+    def words(self) -> int:
+        """Words in the text it was made from; not kept in the index."""
+        return self._words
+
+    @property
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            self._values = np.frombuffer(self.to_bytes(), dtype="<u4").astype(np.uint32)
+        return self._values
 
     def to_bytes(self) -> bytes:
-        return self.values.astype("<u4").tobytes()
+        if self._packed is None:
+            self._packed = self.values.astype("<u4").tobytes()
+        return self._packed
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Signature:
-        return cls(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    def from_bytes(cls, data: bytes, words: int = 0) -> Signature:
+        signature = cls.__new__(cls)
+        signature._values = None
+        signature._packed = bytes(data)
+        signature._number = None
+        signature._bands = None
+        signature._words = words
+        return signature
 
     def similarity(self, other: Signature) -> float:
-        """MinHash's estimate of the Jaccard similarity (as ``MinHash.jaccard``)."""
-        return float(np.count_nonzero(self.values == other.values)) / NUM_PERM
+        """MinHash's estimate of the Jaccard similarity (as ``MinHash.jaccard``): the share
+        of values that are equal.
 
-    @cached_property
+        The values that differ are the 32-bit lanes of the two integers' XOR that are not
+        zero; adding 0x7fffffff to a lane's low 31 bits carries into its top bit exactly
+        when they are not all zero, and never into the next lane.
+        """
+        if len(self.to_bytes()) != _SIZE or len(other.to_bytes()) != _SIZE:
+            return float(np.count_nonzero(self.values == other.values)) / NUM_PERM
+        apart = self._integer() ^ other._integer()
+        differ = (((apart & _LOW) + _LOW) | apart) & _HIGH
+        return (NUM_PERM - differ.bit_count()) / NUM_PERM
+
+    def _integer(self) -> int:
+        if self._number is None:
+            self._number = int.from_bytes(self.to_bytes(), "little")
+        return self._number
+
+    @property
     def bands(self) -> list[str]:
         """One key part per band: the band's number and a hash of its values.
 
         As datasketch's LSH does, a band is its slice of values as big-endian bytes; the
         bytes are hashed to keep Redis keys short.
         """
-        data = self.values.byteswap().tobytes()
-        width = ROWS * 4
-        return [f"{band}:{_hash(data[band * width : (band + 1) * width])}" for band in range(BANDS)]
+        if self._bands is None:
+            if len(self.to_bytes()) == _SIZE:
+                little, big = _BAND_ORDER
+                data = big.pack(*little.unpack(self.to_bytes()))
+            else:
+                data = self.values.byteswap().tobytes()
+            width = ROWS * 4
+            self._bands = [
+                f"{band}:{_hash(data[band * width : (band + 1) * width])}" for band in range(BANDS)
+            ]
+        return self._bands
 
 
 def _hash(band: bytes) -> str:
@@ -135,6 +197,36 @@ def shingles(words: list[str]) -> set[bytes]:
     return found
 
 
+def text_shingles(text: str) -> tuple[set[bytes], int]:
+    """The shingles of ``text`` (its first ``MAX_WORDS`` words, case-folded) and how many
+    words it has. ASCII text, nearly every message, is split as bytes: for it, ``\\w``
+    and case folding agree with their bytes forms, and no word needs encoding."""
+    if text.isascii():
+        ascii_words = _ASCII_WORD.findall(text.lower().encode())[:MAX_WORDS]
+        found = set(ascii_words)
+        found.update(a + b" " + b for a, b in pairwise(ascii_words))
+        return found, len(ascii_words)
+    words = _WORD.findall(text.casefold())[:MAX_WORDS]
+    return shingles(words), len(words)
+
+
+def _minhash() -> MinHash:
+    """This thread's MinHash, emptied: making one checks all its permutations again."""
+    minhash: MinHash | None = getattr(_reusable, "minhash", None)
+    if minhash is None:
+        minhash = _MinHash(
+            num_perm=NUM_PERM,
+            seed=SEED,
+            hashfunc=zlib.crc32,
+            permutations=_TEMPLATE.permutations,
+            scheme="affine32",
+        )
+        _reusable.minhash = minhash
+    else:
+        minhash.clear()
+    return minhash
+
+
 def signature_of(subject: str | None, text: str) -> Signature | None:
     """The signature of a message's own text, or None when it has no words to compare.
 
@@ -142,16 +234,9 @@ def signature_of(subject: str | None, text: str) -> Signature | None:
     datasketch's default scheme (affine32) mixes every input hash with the MurmurHash3
     finalizer before permuting it, which is what makes a weak hash safe here.
     """
-    words = _WORD.findall(comparable_text(subject, text).casefold())[:MAX_WORDS]
-    found = shingles(words)
+    found, words = text_shingles(comparable_text(subject, text))
     if not found:
         return None
-    minhash = _MinHash(
-        num_perm=NUM_PERM,
-        seed=SEED,
-        hashfunc=zlib.crc32,
-        permutations=_TEMPLATE.permutations,
-        scheme="affine32",
-    )
+    minhash = _minhash()
     minhash.update_batch(found)
-    return Signature(minhash.hashvalues.astype(np.uint32), len(words))
+    return Signature.from_bytes(minhash.hashvalues.astype("<u4").tobytes(), words)

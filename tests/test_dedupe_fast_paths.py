@@ -1,0 +1,210 @@
+"""The dedupe step's shortcuts give what the plain ways give: shingles, signature
+comparison and bands, the index's batched reads and its register reply."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import asdict
+
+import numpy as np
+import redis
+from ulid import ULID
+
+from gateway.schema import Customer
+from workers.dedupe.customers import ContactDirectory, customer_keys
+from workers.dedupe.decide import Decision
+from workers.dedupe.index import (
+    _LOOKUP,
+    BUCKET_RECENT,
+    CUSTOMER_RECENT,
+    DedupeIndex,
+    Entry,
+    _candidates,
+    _registered,
+    bucket_key,
+    customer_key,
+    done_key,
+    meta_key,
+)
+from workers.dedupe.signature import (
+    _WORD,
+    BANDS,
+    NUM_PERM,
+    ROWS,
+    Signature,
+    _hash,
+    shingles,
+    signature_of,
+    text_shingles,
+)
+
+DAY = 86400
+TEXTS = [
+    "The boiler in my flat has been broken for two weeks and nobody came.",
+    "the BOILER in my flat has been broken for 2 weeks, and NOBODY came!!",
+    "Flat_12: rang 3x re: damp\tmould\nin the back-bedroom; it's worse now",
+    "Café owner's flat: the façade is cracked; naïve repairs didn't help. Straße 5",
+    "don't   can't\nwon't -- ok?? 12,000 £ 3.5 _ __ ___",
+    "",
+    "   ",
+]
+
+# The lookup as it read candidates before (one GET per id), to compare the batched one with.
+ONE_BY_ONE_LOOKUP = """
+local done = redis.call('HGETALL', KEYS[1])
+if #done > 0 then return {'done', done} end
+local customers, most = tonumber(ARGV[2]), tonumber(ARGV[5])
+local seen, out, count = {}, {}, 0
+for i = 2, #KEYS do
+  local limit = ARGV[4]
+  if i - 1 <= customers then limit = ARGV[3] end
+  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[i], '+inf', ARGV[1], 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    if not seen[id] and count < most then
+      seen[id] = true
+      local meta = redis.call('GET', ARGV[6] .. id)
+      if meta then
+        count = count + 1
+        table.insert(out, struct.pack('>I2', #id) .. id .. struct.pack('>I4', #meta) .. meta)
+      end
+    end
+  end
+end
+return {'found', table.concat(out)}
+"""
+
+
+def test_ascii_text_is_split_into_the_same_shingles_as_word_by_word() -> None:
+    rng = random.Random(3)
+    alphabet = "abcXYZ019 _'\t\n.,!?-£é"
+    texts = TEXTS + ["".join(rng.choice(alphabet) for _ in range(200)) for _ in range(300)]
+    for text in texts:
+        words = _WORD.findall(text.casefold())
+        assert text_shingles(text) == (shingles(words), len(words)), text
+
+
+def _random_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    a = rng.integers(0, 2**32, NUM_PERM, dtype=np.uint32)
+    b = a.copy()
+    changed = rng.random(NUM_PERM) < rng.random()
+    flips = rng.choice(
+        np.array([1, 2**31, 2**31 + 1, 0xFFFFFFFF, 0x7FFFFFFF], dtype=np.uint32), NUM_PERM
+    )
+    b[changed] ^= flips[changed]
+    b[rng.random(NUM_PERM) < 0.1] = 0
+    return a, b
+
+
+def test_comparing_signatures_as_integers_counts_the_equal_values() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        a, b = _random_pair(rng)
+        expected = float(np.count_nonzero(a == b)) / NUM_PERM
+        stored = Signature.from_bytes(Signature(b).to_bytes())
+        assert Signature(a).similarity(Signature(b)) == expected
+        assert Signature(a).similarity(stored) == expected
+        assert stored.similarity(Signature(a)) == expected
+    zero = Signature(np.zeros(NUM_PERM, dtype=np.uint32))
+    assert zero.similarity(zero) == 1.0
+
+
+def test_a_signature_read_back_is_the_one_stored() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        values = rng.integers(0, 2**32, NUM_PERM, dtype=np.uint32)
+        made, stored = Signature(values), Signature.from_bytes(Signature(values).to_bytes())
+        assert made.to_bytes() == values.astype("<u4").tobytes() == stored.to_bytes()
+        assert np.array_equal(stored.values, values) and stored.values.dtype == np.uint32
+        data, width = values.byteswap().tobytes(), ROWS * 4
+        bands = [f"{b}:{_hash(data[b * width : (b + 1) * width])}" for b in range(BANDS)]
+        assert made.bands == stored.bands == bands
+
+
+def test_a_signature_is_the_same_made_again_or_in_another_thread() -> None:
+    first = [signature_of(None, text) for text in TEXTS]
+    again: list[Signature | None] = []
+    worker = threading.Thread(target=lambda: again.extend(signature_of(None, t) for t in TEXTS))
+    worker.start()
+    worker.join()
+    for one, two in zip(first, again, strict=True):
+        assert (one and one.to_bytes(), one and one.words) == (
+            two and two.to_bytes(),
+            two and two.words,
+        )
+
+
+def test_the_decision_is_written_as_asdict_writes_it() -> None:
+    decision = Decision("duplicate", "01ABC", None, 0.938, "c1", ["é reason", 'quote "x"'])
+    assert decision.to_json() == json.dumps(asdict(decision), separators=(",", ":"))
+    assert Decision.from_json(decision.to_json()) == decision
+
+
+def _entry(text: str, email: str, received_at: float) -> Entry:
+    record_id = str(ULID())
+    return Entry(
+        id=record_id,
+        reference=f"CX-2026-{record_id[-6:]}",
+        received_at=received_at,
+        customers=customer_keys(ContactDirectory().identities(Customer(email=email))),
+        by_person=True,
+        signature=signature_of(None, text),
+        campaign=record_id,
+    )
+
+
+def test_the_lookup_reads_candidates_in_batches_as_one_by_one(connection: redis.Redis) -> None:
+    """Many candidates, some without details any more, and fewer wanted than found."""
+    index = DedupeIndex(connection, 30 * DAY, 400 * DAY)
+    now = time.time()
+    letter = "We the residents of Riverside Court complain about the lifts being broken."
+    entries = [_entry(letter, f"r{i % 7}@example.net", now - i * 60) for i in range(60)]
+    index.add_many(entries)
+    for gone in entries[::4]:
+        connection.delete(meta_key(gone.id))
+    probe = _entry(letter, "r3@example.net", now)
+    assert probe.signature is not None
+    one_by_one = connection.register_script(ONE_BY_ONE_LOOKUP)
+    customers = [customer_key(c) for c in sorted(probe.customers)]
+    keys = [done_key(probe.id), *customers, *(bucket_key(b) for b in probe.signature.bands)]
+    for most in (1, 3, 8, 32, 200):
+        for since in (now - DAY, now - 20 * 60, now + 1):
+            args = [repr(since), len(customers), CUSTOMER_RECENT, BUCKET_RECENT, most, meta_key("")]
+            batched = _LOOKUP(connection, keys, args)
+            expected = one_by_one(keys=keys, args=args)
+            assert batched == expected
+            found = [entry.id for entry in _candidates(batched[1])]
+            assert len(found) <= most and len(set(found)) == len(found)
+            assert most < 32 or since != now - DAY or len(found) > 8
+
+
+def test_registering_returns_what_it_stored(connection: redis.Redis) -> None:
+    index = DedupeIndex(connection, 30 * DAY, 400 * DAY)
+    now = time.time()
+    letter = "We the residents of Riverside Court complain about the lifts being broken."
+    first = _entry(letter, "a@example.net", now - 60)
+    index.register(first, '{"n": 0}', 2)
+    for number, email in enumerate(["b@example.net", "c@example.net", "a@example.net"]):
+        entry = _entry(letter, email, now + number)
+        joined = Entry(**{**entry.__dict__, "campaign": first.id})
+        registered = index.register(joined, f'{{"n": {number + 1}}}', 2)
+        stored = connection.hgetall(done_key(joined.id))
+        assert registered == _registered([part for item in stored.items() for part in item])
+        assert registered.campaign_count == number + 2 or email == "a@example.net"
+
+
+def test_references_are_found_as_the_expression_alone_finds_them() -> None:
+    from workers.dedupe.references import _reference_pattern, quoted_references
+
+    texts = [*TEXTS, "Any news on CX-2026-000123?", "my REF. NO 2026 000123 and cx2026000124"]
+    texts += ["Reference number: 2026/000125", "rEf 2026-000126", "ﬁx cX 2026 000127", "x"]
+    texts += ["ref 2026-0001", "see ref", "1234567890", "AB-2026-000128 and ab 2026 000129"]
+    for prefix in ("CX", "AB", "ſx", ""):
+        for text in texts:
+            plain = []
+            for year, number in _reference_pattern(prefix).findall(text):
+                if f"{prefix}-{year}-{number}" not in plain:
+                    plain.append(f"{prefix}-{year}-{number}")
+            assert quoted_references(text, prefix) == plain, (prefix, text)
