@@ -11,13 +11,10 @@ from dataclasses import asdict
 
 import numpy as np
 import redis
-from ulid import ULID
 
-from gateway.schema import Customer
-from workers.dedupe.customers import ContactDirectory, customer_keys
+from tests.test_dedupe_index import entry as make_entry
 from workers.dedupe.decide import Decision
 from workers.dedupe.index import (
-    _LOOKUP,
     BUCKET_RECENT,
     CUSTOMER_RECENT,
     DedupeIndex,
@@ -142,29 +139,16 @@ def test_the_decision_is_written_as_asdict_writes_it() -> None:
     assert Decision.from_json(decision.to_json()) == decision
 
 
-def _entry(text: str, email: str, received_at: float) -> Entry:
-    record_id = str(ULID())
-    return Entry(
-        id=record_id,
-        reference=f"CX-2026-{record_id[-6:]}",
-        received_at=received_at,
-        customers=customer_keys(ContactDirectory().identities(Customer(email=email))),
-        by_person=True,
-        signature=signature_of(None, text),
-        campaign=record_id,
-    )
-
-
 def test_the_lookup_reads_candidates_in_batches_as_one_by_one(connection: redis.Redis) -> None:
     """Many candidates, some without details any more, and fewer wanted than found."""
     index = DedupeIndex(connection, 30 * DAY, 400 * DAY)
     now = time.time()
     letter = "We the residents of Riverside Court complain about the lifts being broken."
-    entries = [_entry(letter, f"r{i % 7}@example.net", now - i * 60) for i in range(60)]
+    entries = [make_entry(letter, f"r{i % 7}@example.net", now - i * 60) for i in range(60)]
     index.add_many(entries)
     for gone in entries[::4]:
         connection.delete(meta_key(gone.id))
-    probe = _entry(letter, "r3@example.net", now)
+    probe = make_entry(letter, "r3@example.net", now)
     assert probe.signature is not None
     one_by_one = connection.register_script(ONE_BY_ONE_LOOKUP)
     customers = [customer_key(c) for c in sorted(probe.customers)]
@@ -172,7 +156,7 @@ def test_the_lookup_reads_candidates_in_batches_as_one_by_one(connection: redis.
     for most in (1, 3, 8, 32, 200):
         for since in (now - DAY, now - 20 * 60, now + 1):
             args = [repr(since), len(customers), CUSTOMER_RECENT, BUCKET_RECENT, most, meta_key("")]
-            batched = _LOOKUP(connection, keys, args)
+            batched = index._lookup(keys=keys, args=args)
             expected = one_by_one(keys=keys, args=args)
             assert batched == expected
             found = [entry.id for entry in _candidates(batched[1])]
@@ -184,10 +168,10 @@ def test_registering_returns_what_it_stored(connection: redis.Redis) -> None:
     index = DedupeIndex(connection, 30 * DAY, 400 * DAY)
     now = time.time()
     letter = "We the residents of Riverside Court complain about the lifts being broken."
-    first = _entry(letter, "a@example.net", now - 60)
+    first = make_entry(letter, "a@example.net", now - 60)
     index.register(first, '{"n": 0}', 2)
     for number, email in enumerate(["b@example.net", "c@example.net", "a@example.net"]):
-        entry = _entry(letter, email, now + number)
+        entry = make_entry(letter, email, now + number)
         joined = Entry(**{**entry.__dict__, "campaign": first.id})
         registered = index.register(joined, f'{{"n": {number + 1}}}', 2)
         stored = connection.hgetall(done_key(joined.id))

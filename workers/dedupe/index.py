@@ -24,14 +24,11 @@ bucket), so the cost of a lookup does not grow with the number of stored records
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
 from gateway.ledger import PREFIX, record_key, text
 from workers.dedupe import scripts
@@ -135,29 +132,6 @@ class Case:
     customers: frozenset[str]
 
 
-class _Script:
-    """A Lua script run by its SHA1 and loaded when Redis does not know it, as redis-py's
-    ``Script`` runs one; made once, since the step makes an index for every message."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
-
-    def __call__(
-        self, connection: redis.Redis, keys: Sequence[str], args: Sequence[bytes | str | int]
-    ) -> Any:
-        try:
-            return connection.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            connection.script_load(self.text)
-            return connection.evalsha(self.sha, len(keys), *keys, *args)
-
-
-_LOOKUP = _Script(scripts.LOOKUP)
-_REGISTER = _Script(scripts.REGISTER)
-_BULK = _Script(scripts.BULK)
-
-
 class DedupeIndex:
     def __init__(
         self, connection: redis.Redis, window_seconds: int, reference_seconds: int
@@ -165,6 +139,9 @@ class DedupeIndex:
         self.redis = connection
         self.window = window_seconds
         self.reference_ttl = reference_seconds
+        self._lookup = connection.register_script(scripts.LOOKUP)
+        self._register = connection.register_script(scripts.REGISTER)
+        self._bulk = connection.register_script(scripts.BULK)
 
     def lookup(
         self, record_id: str, signature: Signature | None, customers: frozenset[str], since: float
@@ -173,10 +150,9 @@ class DedupeIndex:
         received since ``since`` that share a bucket or a customer with it."""
         customer_keys = [customer_key(c) for c in sorted(customers)]
         bands = [bucket_key(b) for b in signature.bands] if signature else []
-        reply = _LOOKUP(
-            self.redis,
-            [done_key(record_id), *customer_keys, *bands],
-            [
+        reply = self._lookup(
+            keys=[done_key(record_id), *customer_keys, *bands],
+            args=[
                 repr(since),
                 len(customer_keys),
                 CUSTOMER_RECENT,
@@ -194,9 +170,8 @@ class DedupeIndex:
         index_keys = entry.index_keys()
         buckets = len(entry.signature.bands) if entry.signature else 0
         customers = sorted(entry.customers)
-        reply = _REGISTER(
-            self.redis,
-            [
+        reply = self._register(
+            keys=[
                 done_key(entry.id),
                 meta_key(entry.id),
                 reference_key(entry.reference),
@@ -205,7 +180,7 @@ class DedupeIndex:
                 meta_key(entry.campaign),
                 *index_keys,
             ],
-            [
+            args=[
                 entry.id,
                 decision,
                 repr(entry.received_at),
@@ -258,7 +233,7 @@ class DedupeIndex:
                 index_keys = entry.index_keys()
                 keys += [meta_key(entry.id), *index_keys]
                 args += [entry.id, repr(entry.received_at), len(index_keys), entry.pack()]
-            _BULK(self.redis, keys, args)
+            self._bulk(keys=keys, args=args)
             added += len(chunk)
         return added
 

@@ -106,9 +106,11 @@ class Signature:
 
     __slots__ = ("_bands", "_number", "_packed", "_values", "_words")
 
-    def __init__(self, values: np.ndarray, words: int = 0) -> None:
-        self._values: np.ndarray | None = values
-        self._packed: bytes | None = None
+    def __init__(
+        self, values: np.ndarray | None, words: int = 0, packed: bytes | None = None
+    ) -> None:
+        self._values = values
+        self._packed = packed
         self._number: int | None = None
         self._bands: list[str] | None = None
         self._words = words
@@ -131,13 +133,7 @@ class Signature:
 
     @classmethod
     def from_bytes(cls, data: bytes, words: int = 0) -> Signature:
-        signature = cls.__new__(cls)
-        signature._values = None
-        signature._packed = bytes(data)
-        signature._number = None
-        signature._bands = None
-        signature._words = words
-        return signature
+        return cls(None, words, bytes(data))
 
     def similarity(self, other: Signature) -> float:
         """MinHash's estimate of the Jaccard similarity (as ``MinHash.jaccard``): the share
