@@ -1,5 +1,6 @@
 """The dedupe step's shortcuts give what the plain ways give: shingles, signature
-comparison and bands, the index's batched reads and its register reply."""
+comparison and bands, the index's batched reads, its register reply, and settling a
+message in one round trip."""
 
 from __future__ import annotations
 
@@ -8,17 +9,25 @@ import random
 import threading
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 import redis
 
+from gateway.schema import Disposition, IntakeRecord
+from gateway.settings import Settings
 from tests.test_dedupe_index import entry as make_entry
-from workers.dedupe.decide import Decision
+from tests.test_dedupe_step import make_record, run
+from workers.dedupe import followup, outcome
+from workers.dedupe.customers import ContactDirectory, customer_keys
+from workers.dedupe.decide import Decision, Subject, decide
 from workers.dedupe.index import (
     BUCKET_RECENT,
     CUSTOMER_RECENT,
     DedupeIndex,
     Entry,
+    Registered,
     _candidates,
     _registered,
     bucket_key,
@@ -26,6 +35,7 @@ from workers.dedupe.index import (
     done_key,
     meta_key,
 )
+from workers.dedupe.references import pointers
 from workers.dedupe.signature import (
     _WORD,
     BANDS,
@@ -37,6 +47,7 @@ from workers.dedupe.signature import (
     signature_of,
     text_shingles,
 )
+from workers.steps.dedupe import by_person
 
 DAY = 86400
 TEXTS = [
@@ -192,3 +203,124 @@ def test_references_are_found_as_the_expression_alone_finds_them() -> None:
                 if f"{prefix}-{year}-{number}" not in plain:
                     plain.append(f"{prefix}-{year}-{number}")
             assert quoted_references(text, prefix) == plain, (prefix, text)
+
+
+def look_up_then_register(
+    record: IntakeRecord, settings: Settings, connection: redis.Redis
+) -> IntakeRecord:
+    """The dedupe step as it ran before settling: look up, decide with whatever was found,
+    register; two round trips for every message."""
+    window = settings.duplicate_window_days * DAY
+    index = DedupeIndex(connection, window, settings.follow_up_days * DAY)
+    subject = Subject(
+        record=record,
+        signature=signature_of(record.subject, record.text),
+        customers=customer_keys(ContactDirectory().identities(record.customer)),
+        by_person=by_person(record),
+    )
+    received = record.received_at.timestamp()
+    found = index.lookup(record.id, subject.signature, subject.customers, received - window)
+    if isinstance(found, Registered):
+        registered = found
+    else:
+        pointed = pointers(record, settings.reference_prefix, settings.domains)
+        decision = decide(
+            subject,
+            found,
+            followup.resolve(pointed, subject.customers, index),
+            settings.duplicate_similarity,
+            settings.duplicate_window_days,
+        )
+        registered = index.register(
+            Entry(
+                id=record.id,
+                reference=record.reference,
+                received_at=received,
+                customers=subject.customers,
+                by_person=subject.by_person,
+                signature=subject.signature,
+                campaign=decision.campaign,
+                duplicate_of=decision.duplicate_of or "",
+            ),
+            decision.to_json(),
+            settings.campaign_min_customers,
+        )
+    return outcome.apply(
+        record, registered, settings.campaign_min_customers, settings.duplicate_window_days
+    )
+
+
+def mixed_messages(count: int, seed: int) -> list[IntakeRecord]:
+    """New complaints, edited repeats, the same letter from many customers, short texts,
+    follow-ups quoting references, machine mail and records already set aside."""
+    rng = random.Random(seed)
+    faults = ["boiler", "lift", "front door", "roof", "shower", "window", "fence", "kitchen tap"]
+    words = ["damp", "mould", "noise", "leak", "broken", "cold", "again", "weeks", "nobody"]
+    letter = (
+        "We the residents of Riverside Court complain that both lifts have been out of "
+        "service for most of the month, leaving elderly and disabled neighbours trapped."
+    )
+    records: list[IntakeRecord] = []
+    start = datetime.now(UTC) - timedelta(days=2)
+    for number in range(count):
+        roll = rng.random()
+        email = f"tenant{rng.randint(1, 40)}@example.net"
+        automated, disposition = rng.random() < 0.05, Disposition.NEW_CASE
+        if records and roll < 0.2:  # a repeat, edited or not, maybe by someone else
+            earlier = rng.choice(records)
+            text = earlier.text.replace(" the ", " our ", rng.randint(0, 2))
+            if rng.random() < 0.7:
+                email = earlier.customer.email or email
+        elif records and roll < 0.3:  # mostly by the customer whose case it is
+            earlier = rng.choice(records)
+            text = f"Any news on {earlier.reference}? still waiting"
+            if rng.random() < 0.8:
+                email = earlier.customer.email or email
+        elif roll < 0.45:
+            text = letter + f" Signed, flat {rng.randint(1, 9)}."
+        elif roll < 0.55:
+            text = rng.choice(["still no heating", "thank you", "any update?", "ok"])
+        else:
+            text = f"The {rng.choice(faults)} " + " ".join(rng.choices(words, k=rng.randint(4, 40)))
+        if rng.random() < 0.05:
+            disposition = Disposition.NEEDS_REVIEW
+        record = make_record(
+            text,
+            email=None if rng.random() < 0.03 else email,
+            received_at=start + timedelta(minutes=number),
+            automated=automated,
+            disposition=disposition,
+        )
+        records.append(record)
+    return records
+
+
+def test_settling_decides_as_looking_up_then_registering(
+    settings: Settings, connection: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every message's outcome (disposition, repeat, follow-up, campaign and reasons) is the
+    same as with a lookup and a register, and most new ones take the single round trip."""
+    other = redis.Redis.from_url(redis_url, db=1)
+    registers = 0
+    plain_register = DedupeIndex.register
+
+    def counted(self: DedupeIndex, *args: object) -> Registered:
+        nonlocal registers
+        registers += 1
+        return plain_register(self, *args)  # type: ignore[arg-type]
+
+    records = mixed_messages(400, seed=11)
+    expected = []
+    for record in records:
+        expected.append(look_up_then_register(record, settings, other))
+    monkeypatch.setattr(DedupeIndex, "register", counted)
+    settled = [run(record, settings, connection) for record in records]
+    other.flushdb()
+    other.close()
+    assert [r.model_dump(mode="json") for r in settled] == [
+        r.model_dump(mode="json") for r in expected
+    ]
+    outcomes = {r.disposition for r in settled}
+    assert {"new_case", "duplicate", "follow_up", "needs_review"} <= outcomes
+    assert sum(1 for r in settled if r.campaign) > 20
+    assert 0 < registers < len(records) / 2  # the rest were settled in one round trip

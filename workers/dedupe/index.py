@@ -15,11 +15,15 @@ Per record, kept for the duplicate window after it was indexed:
 
 and for ``follow_up_days``: ``intake:dedupe:ref:{reference}``, whose case a reference is.
 
-Each message costs two round trips whatever the index holds: one script reads the
-buckets, the customer's records and the candidates' details; one writes the record and
-its decision atomically, once (a message naming a reference costs one or two more, to
-find whose case it is). Both touch a bounded number of entries (the newest in each
-bucket), so the cost of a lookup does not grow with the number of stored records.
+A message costs one round trip when no earlier text is similar enough to change what
+is decided without one, which is what most new complaints find: the caller decides as
+if alone, and one script reads the buckets, the customer's records and the candidates'
+details, compares signatures and, finding none similar, writes the record and that
+decision atomically (``settle``). Otherwise the script returns the candidates and the
+caller decides with them and writes in a second (``register``). A message naming a
+reference costs one or two more, to find whose case it is. Each script touches a bounded
+number of entries (the newest in each bucket), so the cost does not grow with the number
+of stored records.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from weakref import WeakKeyDictionary
 
 import redis
+from redis.commands.core import Script
 
 from gateway.ledger import PREFIX, record_key, text
 from workers.dedupe import scripts
@@ -139,9 +145,7 @@ class DedupeIndex:
         self.redis = connection
         self.window = window_seconds
         self.reference_ttl = reference_seconds
-        self._lookup = connection.register_script(scripts.LOOKUP)
-        self._register = connection.register_script(scripts.REGISTER)
-        self._bulk = connection.register_script(scripts.BULK)
+        self._lookup, self._register, self._settle, self._bulk = _scripts(connection)
 
     def lookup(
         self, record_id: str, signature: Signature | None, customers: frozenset[str], since: float
@@ -167,37 +171,65 @@ class DedupeIndex:
 
     def register(self, entry: Entry, decision: str, campaign_threshold: int) -> Registered:
         """Index ``entry`` and keep ``decision``, unless a decision is already kept."""
+        keys, args = self._register_call(entry, decision, campaign_threshold)
+        return _registered(self._register(keys=keys, args=args))
+
+    def settle(
+        self,
+        entry: Entry,
+        decision: str,
+        campaign_threshold: int,
+        since: float,
+        threshold: float,
+    ) -> Registered | list[Entry]:
+        """Register ``entry`` with ``decision``, the decision made without candidates,
+        unless a candidate received since ``since`` has a signature at least ``threshold``
+        similar, which could change it: then the candidates, as ``lookup`` finds them, for
+        the caller to decide with and ``register``. The stored decision if the record was
+        done before."""
+        keys, args = self._register_call(entry, decision, campaign_threshold)
+        signature = entry.signature.to_bytes() if entry.signature else b""
+        args += [repr(since), CUSTOMER_RECENT, BUCKET_RECENT, MAX_CANDIDATES, meta_key("")]
+        reply = self._settle(keys=keys, args=[*args, repr(threshold), signature])
+        if text(reply[0]) == "found":
+            return [found for found in _candidates(reply[1]) if found.id != entry.id]
+        return _registered(reply[1])
+
+    def _register_call(
+        self, entry: Entry, decision: str, campaign_threshold: int
+    ) -> tuple[list[str], list[str | bytes | int]]:
+        """REGISTER's keys and arguments (see ``scripts``)."""
         index_keys = entry.index_keys()
         buckets = len(entry.signature.bands) if entry.signature else 0
         customers = sorted(entry.customers)
-        reply = self._register(
-            keys=[
-                done_key(entry.id),
-                meta_key(entry.id),
-                reference_key(entry.reference),
-                campaign_key(entry.campaign),
-                campaign_key(entry.campaign) + ":first",
-                meta_key(entry.campaign),
-                *index_keys,
-            ],
-            args=[
-                entry.id,
-                decision,
-                repr(entry.received_at),
-                self.window * 1000,
-                repr(entry.received_at - self.window),
-                self.reference_ttl * 1000,
-                buckets,
-                len(index_keys) - buckets,
-                campaign_threshold,
-                CUSTOMER_KEEP,
-                entry.pack(),
-                ",".join(customers),
-                entry.campaign,
-                *(customers or [f"record:{entry.id}"]),
-            ],
-        )
-        return _registered(reply)
+        identities = customers or [f"record:{entry.id}"]
+        keys = [
+            done_key(entry.id),
+            meta_key(entry.id),
+            reference_key(entry.reference),
+            campaign_key(entry.campaign),
+            campaign_key(entry.campaign) + ":first",
+            meta_key(entry.campaign),
+            *index_keys,
+        ]
+        args: list[str | bytes | int] = [
+            entry.id,
+            decision,
+            repr(entry.received_at),
+            self.window * 1000,
+            repr(entry.received_at - self.window),
+            self.reference_ttl * 1000,
+            buckets,
+            len(index_keys) - buckets,
+            campaign_threshold,
+            CUSTOMER_KEEP,
+            entry.pack(),
+            ",".join(customers),
+            entry.campaign,
+            len(identities),
+            *identities,
+        ]
+        return keys, args
 
     def cases(self, references: Sequence[str]) -> dict[str, Case]:
         """The known cases among ``references``."""
@@ -236,6 +268,25 @@ class DedupeIndex:
             self._bulk(keys=keys, args=args)
             added += len(chunk)
         return added
+
+
+_registered_scripts: WeakKeyDictionary[redis.Redis, tuple[Script, Script, Script, Script]] = (
+    WeakKeyDictionary()
+)
+
+
+def _scripts(connection: redis.Redis) -> tuple[Script, Script, Script, Script]:
+    """The index's scripts for ``connection``, registered once per connection: registering
+    hashes each script's text, which per message cost more than a lookup's Python."""
+    found = _registered_scripts.get(connection)
+    if found is None:
+        found = _registered_scripts[connection] = (
+            connection.register_script(scripts.LOOKUP),
+            connection.register_script(scripts.REGISTER),
+            connection.register_script(scripts.SETTLE),
+            connection.register_script(scripts.BULK),
+        )
+    return found
 
 
 def _candidates(packed: bytes) -> Iterator[Entry]:

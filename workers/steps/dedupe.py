@@ -46,32 +46,42 @@ class Deduplicate:
             by_person=by_person(record),
         )
         received = record.received_at.timestamp()
-        found = index.lookup(record.id, subject.signature, subject.customers, received - window)
-        if isinstance(found, Registered):
-            registered = found
-        else:
-            pointed = pointers(record, settings.reference_prefix, settings.domains)
+        follow_up = followup.resolve(
+            pointers(record, settings.reference_prefix, settings.domains), subject.customers, index
+        )
+
+        def decided(candidates: list[Entry]) -> tuple[Entry, str]:
             decision = decide(
                 subject,
-                found,
-                followup.resolve(pointed, subject.customers, index),
+                candidates,
+                follow_up,
                 settings.duplicate_similarity,
                 settings.duplicate_window_days,
             )
-            registered = index.register(
-                Entry(
-                    id=record.id,
-                    reference=record.reference,
-                    received_at=received,
-                    customers=subject.customers,
-                    by_person=subject.by_person,
-                    signature=subject.signature,
-                    campaign=decision.campaign,
-                    duplicate_of=decision.duplicate_of or "",
-                ),
-                decision.to_json(),
-                settings.campaign_min_customers,
+            entry = Entry(
+                id=record.id,
+                reference=record.reference,
+                received_at=received,
+                customers=subject.customers,
+                by_person=subject.by_person,
+                signature=subject.signature,
+                campaign=decision.campaign,
+                duplicate_of=decision.duplicate_of or "",
             )
+            return entry, decision.to_json()
+
+        # Decided as if no earlier message were similar: the index keeps that decision at
+        # once unless a candidate is similar enough to change it.
+        found = index.settle(
+            *decided([]),
+            settings.campaign_min_customers,
+            received - window,
+            settings.duplicate_similarity,
+        )
+        if isinstance(found, Registered):
+            registered = found
+        else:
+            registered = index.register(*decided(found), settings.campaign_min_customers)
         result = outcome.apply(
             record, registered, settings.campaign_min_customers, settings.duplicate_window_days
         )
