@@ -274,3 +274,24 @@ def test_starttls_when_a_certificate_is_configured(
 
 def test_free_port_helper_gives_distinct_ports() -> None:
     assert free_port() != 0
+
+
+@pytest.mark.parametrize("limit", [0, 8])
+def test_addresses_are_read_as_aiosmtpd_reads_them(settings: Settings, limit: int) -> None:
+    """The listener's own reading of MAIL and RCPT arguments gives aiosmtpd's answers."""
+    from aiosmtpd.smtp import SMTP
+
+    ctx = IntakeContext.from_settings(settings, connect(settings.redis_url))
+    handler = SMTPHandler(ctx)
+    protocol = smtp_module.make_smtp(handler, settings)
+    protocol.local_part_limit = limit
+    arguments = [f"<{a}>" for a in ACCEPTED + REFUSED] + ACCEPTED + REFUSED
+    arguments += ["<a@b.example> SIZE=100 BODY=8BITMIME", "a@b.example SMTPUTF8", "<>", "  <x@y>"]
+    arguments += ["<unterminated@x", "no at sign", "<@route:a@b>", "<élève@école.fr>"]
+    arguments += ["<a very long local part that goes on@x.example>", "<(comment)a@b>", ">"]
+    try:
+        for argument in arguments:
+            assert protocol._getaddr(argument) == SMTP._getaddr(protocol, argument), argument
+    finally:
+        handler.executor.shutdown()
+        ctx.connection.close()
