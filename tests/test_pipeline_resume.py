@@ -1,7 +1,8 @@
 """A job that fails part-way resumes: nothing is lost, nothing is done twice.
 
-Steps that only compute from the record (normalise, triage) are saved together with the
-step after them; a failure before that save makes the next attempt compute them again.
+Steps whose second run repeats nothing (normalise and triage compute; dedupe gives back
+its stored decision; redirect's notice goes through the outbox) are saved together with
+the step after them; a failure before that save makes the next attempt run them again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gateway.ledger import Ledger, LedgerEntry
 from gateway.schema import IntakeRecord
 from tests.conftest import Relay, feed_records, make_mail
 from workers.context import WorkerContext
+from workers.dedupe.index import campaign_key
 from workers.pipeline import PIPELINE, STEPS
 
 
@@ -76,3 +78,35 @@ def test_a_failure_after_the_computed_steps_redoes_them_and_acknowledges_once(
     assert record.acknowledgement is not None and record.acknowledgement.status == "sent"
     relay.wait_for(1)
     assert len(relay.messages) == 1
+
+
+def test_a_failure_at_acknowledge_redoes_dedupe_and_redirect_without_repeating_them(
+    smtp_server: tuple[str, int],
+    relay: Relay,
+    connection: redis.Redis,
+    drain: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two customers send one letter; the second's job fails at acknowledge after its
+    dedupe and redirect ran: it is counted once in the campaign, and the customer gets one
+    redirect notice."""
+    failing = FailOnce("acknowledge")
+    letter = "My council tax bill has gone up again and I think it is wrong. Who checks it?"
+    for number, sender in enumerate(["sam.taylor@example.net", "alex.jones@example.net"]):
+        if number == 1:
+            monkeypatch.setitem(STEPS, "acknowledge", failing)
+        with smtplib.SMTP(*smtp_server, timeout=10) as client:
+            mail = make_mail(letter, "Council tax", sender, message_id=f"<m{number}@example.net>")
+            client.sendmail(sender, ["hello@housing.test"], mail)
+        drain()
+    assert failing.calls == 2
+    first, second = feed_records(connection)
+    assert second.disposition == "redirected" and second.duplicate_of is None
+    assert second.redirect is not None and second.redirect.notice is not None
+    assert second.redirect.notice.status == "sent"
+    assert connection.hget(campaign_key(first.id), "n") == b"2"  # counted once, not twice
+    messages = relay.wait_for(2)
+    assert sorted(m["To"] for m in messages) == sorted(
+        ["alex.jones@example.net", "sam.taylor@example.net"]
+    )
+    assert Ledger(connection).load(second.id).steps == set(PIPELINE)

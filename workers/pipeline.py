@@ -2,11 +2,13 @@
 
 Each finished step is recorded on the ledger with the record as it left it, so a job that
 runs again (its worker was killed, rq retried it, the reaper requeued it) resumes after the
-last finished step instead of repeating work. Steps that only compute from the record
+last finished step instead of repeating work. Steps whose second run repeats nothing
 (``SAVED_WITH_NEXT``) are saved with the step after them: running one again after a crash
-costs less than a write to the ledger on every record. ``StopPipeline`` is caught here and only
-here: the remaining steps are skipped except those that always run (publish), since a
-record that is not answered must still reach the back office.
+costs less than a durable write to the ledger on every record. Normalise and triage only
+compute from the record; dedupe keeps its decision in its index and gives it back when run
+again; redirect sends its notice through the outbox, which sends it once. ``StopPipeline``
+is caught here and only here: the remaining steps are skipped except those that always
+run (publish), since a record that is not answered must still reach the back office.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ PIPELINE: tuple[str, ...] = (
     "publish",
 )
 
-SAVED_WITH_NEXT: frozenset[str] = frozenset({"normalise", "triage"})
+SAVED_WITH_NEXT: frozenset[str] = frozenset({"normalise", "triage", "dedupe", "redirect"})
 
 STEPS: dict[str, Step] = {
     step.name: step
