@@ -278,7 +278,7 @@ class FactorScan:
         for factors in factor_sets:
             words |= factors or set()
         self.words = tuple(sorted(words))
-        self._longest = re.compile(f"(?=({_trie(self.words)}))") if words else None
+        self._longest = re.compile(f"(?=({trie(self.words)}))") if words else None
         self._prefixes = {
             word: frozenset(word[:end] for end in range(1, len(word) + 1) if word[:end] in words)
             for word in self.words
@@ -289,20 +289,21 @@ class FactorScan:
         last_text, last = self._last
         if text is last_text or text == last_text:
             return last
-        found: set[str] = set()
+        found: frozenset[str] = frozenset()
         if self._longest is not None:
-            for longest in set(self._longest.findall(text)):
-                found |= self._prefixes[longest]
-        self._last = (text, frozenset(found))
-        return self._last[1]
+            longest = set(self._longest.findall(text))
+            found = found.union(*map(self._prefixes.__getitem__, longest))
+        self._last = (text, found)
+        return found
 
     def present_by_search(self, text: str) -> frozenset[str]:
         """The factors ``text`` contains, one substring test each (what ``present`` finds)."""
         return frozenset(word for word in self.words if word in text)
 
 
-def _trie(words: Sequence[str]) -> str:
-    """A regular expression matching the longest of ``words`` that starts where it is tried."""
+def trie(words: Sequence[str]) -> str:
+    """A regular expression matching the longest of ``words`` that starts where it is tried
+    (the next longest if what follows rules that out, and so on)."""
     root: dict[str, Any] = {}
     for word in words:
         node = root
@@ -312,11 +313,13 @@ def _trie(words: Sequence[str]) -> str:
 
     def emit(node: dict[str, Any]) -> str:
         branches = [re.escape(char) + emit(child) for char, child in node.items() if char]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        # Greedy: a longer word is tried before this node's own word ends the match.
-        return f"(?:{body})?" if "" in node else body
+        if "" in node:
+            # Last: a longer word is tried before this node's own word ends the match. An
+            # empty alternative costs less than making the group optional.
+            branches.append("")
+        if len(branches) <= 1:
+            return "".join(branches)
+        return "(?:" + "|".join(branches) + ")"
 
     return emit(root)
 
@@ -358,6 +361,8 @@ class _Plan:
         self.short_anchors = frozenset(text for text in starts if len(text) == 1)
         self.anchored = bool(starts)
         self.digit_anchors = any(char in _DIGITS for text in starts for char in text)
+        # Every match starts with one of the long anchors: a text without them has none.
+        self.long_starts = bool(self.long_anchors) and not self.short_anchors
 
     def words(self) -> Iterator[frozenset[str]]:
         if self.factors is not None:
@@ -428,6 +433,11 @@ class PatternSet:
             else:
                 for word in plan.key:
                     self._by_word.setdefault(word, []).append(plan)
+        self._by_anchor: dict[str, list[_Plan]] = {}
+        for plan in self._plans.values():
+            if plan.long_starts:
+                for word in plan.long_anchors:
+                    self._by_anchor.setdefault(word, []).append(plan)
         self._reading = _Reading("", frozenset(), {}, True)
         # Sequences of patterns asked about, by identity: the identities of their patterns,
         # and whether all of them are in the set.
@@ -443,9 +453,11 @@ class PatternSet:
             known = all(id(p) in self._plans for p in patterns)
             group = self._groups[id(patterns)] = (patterns, frozenset(map(id, patterns)), known)
         live = reading.live
-        if group[2] and live.keys().isdisjoint(group[1]):
+        if not group[2]:
+            return [p for p in patterns if id(p) in live or id(p) not in self._plans]
+        if live.keys().isdisjoint(group[1]):
             return []
-        return [p for p in patterns if id(p) in live or id(p) not in self._plans]
+        return [p for p in patterns if id(p) in live]
 
     def finditer(self, pattern: re.Pattern[str], text: str) -> Iterable[re.Match[str]]:
         """The matches of ``pattern`` in ``text``, as ``pattern.finditer(text)``."""
@@ -458,35 +470,39 @@ class PatternSet:
         present = reading.present
         start = 0
         best: list[int] | None = None
+        best_lead = 0
         fewest = _MOST_TRIES + 1
         for words, lead in plan.requirements:
             if lead is not None:
                 places = reading.where(words & present)
                 start = max(start, places[0] - lead)
                 if len(places) * (lead + 1) < fewest:
-                    fewest = len(places) * (lead + 1)
-                    best = places if not lead else _before(places, lead)
+                    fewest, best, best_lead = len(places) * (lead + 1), places, lead
         if plan.anchored and (reading.ascii_digits or not plan.digit_anchors):
             places = reading.where((plan.long_anchors & present) | plan.short_anchors)
             if len(places) < fewest:
-                fewest, best = len(places), places
+                fewest, best, best_lead = len(places), places, 0
         if best is None:
             return pattern.finditer(text, start)
-        return _matches_at(pattern, text, best, start)
+        return _matches_at(pattern, text, _before(best, best_lead) if best_lead else best, start)
 
     def _read(self, text: str) -> _Reading:
         """The reading of ``text``: which patterns can match it (all their requirements
-        are present), worked out when ``text`` is not the one read last."""
+        are present, and the anchors they start with), worked out when ``text`` is not the
+        one read last."""
         reading = self._reading
         if reading.text is text or reading.text == text:
             return reading
         present = self.scan.present(text)
-        live: dict[int, _Plan] = {}
-        exact = _is_exact(text)
-        if exact:
+        reading = _Reading(text, present, {}, _is_exact(text))
+        live = reading.live
+        if reading.exact:
             candidates = set(self._always)
-            for word in present:
-                candidates.update(self._by_word.get(word, ()))
+            for word in self._by_word.keys() & present:
+                candidates.update(self._by_word[word])
+            started: set[_Plan] = set()  # of those starting with long anchors, where one is
+            for word in self._by_anchor.keys() & present:
+                started.update(self._by_anchor[word])
             for plan in candidates:
                 if plan.fallback:
                     if may_match(plan.factors, present):
@@ -496,18 +512,27 @@ class PatternSet:
                     if words.isdisjoint(present):
                         break
                 else:
-                    live[id(plan.pattern)] = plan
+                    if (
+                        not plan.long_starts
+                        or plan in started
+                        or (plan.digit_anchors and not reading.ascii_digits)
+                    ):
+                        live[id(plan.pattern)] = plan
         else:
             for key, plan in self._plans.items():
                 if may_match(plan.factors, present):
                     live[key] = plan
-        self._reading = reading = _Reading(text, present, live, exact)
+        self._reading = reading
         return reading
 
 
 def _before(places: list[int], lead: int) -> list[int]:
-    """The positions up to ``lead`` characters before each of ``places``, in order."""
-    return sorted({place - back for place in places for back in range(lead + 1)})
+    """The positions up to ``lead`` characters before each of ``places`` (sorted), in order
+    and each once."""
+    found: list[int] = []
+    for place in places:
+        found.extend(range(max(place - lead, found[-1] + 1) if found else place - lead, place + 1))
+    return found
 
 
 def _matches_at(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from workers.triage.prefilter import trie
+
 _WORD = re.compile(r"[a-z0-9']+")
 _CLAUSE_BREAK = re.compile(r"[.!?;:\n]|\bbut\b|\bhowever\b|\balthough\b|,\s*(and|so)\b")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
@@ -34,11 +36,12 @@ def prepare(text: str, spellings: Mapping[str, str], finder: re.Pattern[str] | N
 
 def spelling_finder(spellings: Mapping[str, str]) -> re.Pattern[str]:
     """Whole words (runs of ``_WORD``'s characters) that ``spellings`` maps: a spelling
-    that is not such a run never equals one, as in ``prepare`` without it."""
+    that is not such a run never equals one, as in ``prepare`` without it. At most one word
+    is the whole run, so trying them as a trie finds what trying them in turn finds."""
     words = sorted(word for word in spellings if _WORD.fullmatch(word))
     if not words:
         return re.compile(r"(?!)")  # matches nothing
-    return re.compile(r"(?<![a-z0-9'])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z0-9'])")
+    return re.compile(r"(?<![a-z0-9'])(?:" + trie(words) + r")(?![a-z0-9'])")
 
 
 def is_negated(text: str, start: int, negations: Iterable[str]) -> bool:

@@ -197,6 +197,7 @@ _CALL_BACK = re.compile(
 # Ages in a list ("three kids (7, 4 and 10 months)", "aged 10 months") are not durations.
 _AGE_BEFORE = re.compile(r"(?:\d\s*,|\d\s+and|\baged?|\bages)\s*$")
 _CLAUSE_BREAK = re.compile(r"[.!?;:\n&]|\b(?:and|but|so|however|although)\b")
+_LETTERS = re.compile(r"[a-z]+")
 # How far ahead a date without a year may fall and still be read as coming up (an
 # appointment, a deadline) rather than as the same day last year.
 UPCOMING_DAYS = 62
@@ -340,10 +341,10 @@ NEEDLES: dict[str, tuple[str, ...]] = {
     "numeric_day_month": ("/",),
     "day_month": _MONTH_STEMS,
     "month_day": _MONTH_STEMS,
-    "month_year": _MONTH_STEMS,
+    "month_year": (" 19", " 20"),
     "ago": ("ago",),
     "for_duration": _UNIT_STEMS,
-    "past_duration": _UNIT_STEMS,
+    "past_duration": ("last ", "past "),
     "in_fortnight": ("fortnight",),
     "bare_duration": _UNIT_STEMS,
     "since_month": _MONTH_STEMS,
@@ -353,7 +354,19 @@ NEEDLES: dict[str, tuple[str, ...]] = {
     "year_part": ("year",),
     "last_unit": ("last",),
     "yesterday": ("yest", "yday", "last ni", "overnight"),
-    "today": ("today", "this ", "tonight", "now", "all night", "just", "min", "hour", "hr"),
+    "today": (
+        "today",
+        "this morning",
+        "this afternoon",
+        "this evening",
+        "tonight",
+        "right now",
+        "all night",
+        "just",
+        " min",
+        " hour",
+        " hr",
+    ),
     "this_month": ("this month",),
     "ordinal_unit": (" now",),
     "unit_back": ("week", "month", "year", "fortnight"),
@@ -363,8 +376,15 @@ NEEDLES: dict[str, tuple[str, ...]] = {
     "weekday": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
     "christmas": ("christmas", "xmas", "new year", "easter"),
 }
+# Patterns share needles: each is looked for once per text.
+_ALL_NEEDLES = tuple(sorted({needle for needles in NEEDLES.values() for needle in needles}))
 # Misspellings of "since" seen in texts; the rest of the texting spellings come with the rules.
 _SINCE_TYPOS = re.compile(r"\b(?:sinse|scince|sinc|snce)\b")
+# The same patterns compiled for ASCII find the same matches in text that ``_is_plain``, and
+# test word boundaries with a table instead of looking characters up in the Unicode database.
+_ASCII_PATTERNS = [(kind, re.compile(pattern.pattern, re.ASCII)) for kind, pattern in PATTERNS]
+_ASCII_SINCE_TYPOS = re.compile(_SINCE_TYPOS.pattern, re.ASCII)
+_SEPARATORS = re.compile(r"[\x1c-\x1f]")
 _ANNOTATION = re.compile(r"\[[^\]\n]{0,200}\]")
 
 
@@ -559,7 +579,7 @@ def _reading(text: str, start: int, kind: str) -> Reading:
         before = before[breaks[-1].end() :]
     if _GOING.search(before) or _CALL_BACK.search(before):
         return "other"
-    words = re.findall(r"[a-z]+", before)[-4:]
+    words = _LETTERS.findall(before)[-4:]
     if kind == "bare_duration" and words[-1:] == ["in"] and {"be", "time"} & set(words):
         # "it should be fixed in 2 weeks" is ahead; "the first time in 2 years" is an idiom.
         return "other"
@@ -581,15 +601,23 @@ def _reading(text: str, start: int, kind: str) -> Reading:
     return "problem"
 
 
+def _is_plain(text: str) -> bool:
+    """Whether ``text`` is ASCII without the information separators (``\\x1c``-``\\x1f``),
+    the only ASCII characters whose class (``\\s``) is not the same for Unicode and ASCII."""
+    return text.isascii() and _SEPARATORS.search(text) is None
+
+
 def find_dates(text: str, received: date) -> list[FoundDate]:
     """Every date the text gives for the problem, resolved against ``received``."""
     # Staff annotations ("[Letter received 12 May ...]") date the paperwork, not the problem.
     text = _ANNOTATION.sub(lambda m: " " * len(m.group(0)), text)
-    text = _SINCE_TYPOS.sub("since", text)
+    plain = _is_plain(text)
+    text = (_ASCII_SINCE_TYPOS if plain else _SINCE_TYPOS).sub("since", text)
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
-    for kind, pattern in PATTERNS:
-        if not any(needle in text for needle in NEEDLES[kind]):
+    present = {needle for needle in _ALL_NEEDLES if needle in text}
+    for kind, pattern in _ASCII_PATTERNS if plain else PATTERNS:
+        if present.isdisjoint(NEEDLES[kind]):
             continue
         for match in pattern.finditer(text):
             if any(start < match.end() and match.start() < end for start, end in taken):
