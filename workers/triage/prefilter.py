@@ -14,10 +14,10 @@ plain scan finds:
   verb *and* "complaint"), so it runs only when every one of them is present;
 - each needed word starts at most a known number of characters into any match (its
   "lead"), and many patterns start with one of a few strings (their "anchors"), so a
-  match can only begin at a few places, found with substring searches. Trying the
-  pattern at those places replaces a scan of the whole text with a long alternation;
-  matching at a position sees the text around it (word boundaries, lookbehinds) as a
-  scan does.
+  match can only begin at a few places, found with substring searches (none: the
+  pattern is not run at all). Trying the pattern at those places replaces a scan of the
+  whole text with a long alternation; matching at a position sees the text around it
+  (word boundaries, lookbehinds) as a scan does.
 
 A text's words are found in one pass of a regular expression built as a trie of them.
 """
@@ -433,6 +433,7 @@ class PatternSet:
             else:
                 for word in plan.key:
                     self._by_word.setdefault(word, []).append(plan)
+        # Plans whose every match starts with a long anchor, by anchor.
         self._by_anchor: dict[str, list[_Plan]] = {}
         for plan in self._plans.values():
             if plan.long_starts:
@@ -500,7 +501,8 @@ class PatternSet:
             candidates = set(self._always)
             for word in self._by_word.keys() & present:
                 candidates.update(self._by_word[word])
-            started: set[_Plan] = set()  # of those starting with long anchors, where one is
+            # Of the plans whose matches all start with a long anchor, those with one here.
+            started: set[_Plan] = set()
             for word in self._by_anchor.keys() & present:
                 started.update(self._by_anchor[word])
             for plan in candidates:
