@@ -172,14 +172,16 @@ local ids, metas = gather(lists, customer_lists, ARGV[at], ARGV[at + 1], ARGV[at
 -- Whether two signatures score at least the threshold, counted as Signature.similarity
 -- counts: the share of the 128 values that are equal, so at most `allowed` may differ.
 -- Signatures of another size are left to the caller.
-local lanes, allowed = {}, -1
-if #signature == 512 then
-  for i = 1, 128 do lanes[i] = string.sub(signature, 4 * i - 3, 4 * i) end
-end
+-- The record's values are split once, and only when there is a candidate to compare.
+local lanes, allowed = nil, -1
 while allowed < 128 and (128 - (allowed + 1)) / 128 >= threshold do allowed = allowed + 1 end
 local function similar(other)
   if #other ~= 512 or #signature ~= 512 then return true end
   if allowed < 0 then return false end
+  if lanes == nil then
+    lanes = {}
+    for i = 1, 128 do lanes[i] = string.sub(signature, 4 * i - 3, 4 * i) end
+  end
   local differ = 0
   for i = 1, 128 do
     if string.sub(other, 4 * i - 3, 4 * i) ~= lanes[i] then
