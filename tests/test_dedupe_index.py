@@ -9,7 +9,17 @@ from ulid import ULID
 
 from gateway.schema import Customer
 from workers.dedupe.customers import ContactDirectory, customer_keys
-from workers.dedupe.index import DedupeIndex, Entry, Registered, meta_key, reference_key
+from workers.dedupe.index import (
+    BUCKET_RECENT,
+    CUSTOMER_KEEP,
+    DedupeIndex,
+    Entry,
+    Registered,
+    bucket_key,
+    customer_key,
+    meta_key,
+    reference_key,
+)
 from workers.dedupe.signature import signature_of
 
 DAY = 86400
@@ -68,3 +78,45 @@ def test_registering_twice_keeps_the_first_decision(connection: redis.Redis) -> 
     assert first == second == Registered('{"n": 1}', 0, ())
     again = index.lookup(record.id, record.signature, record.customers, time.time() - DAY)
     assert again == first
+
+
+def test_a_bucket_keeps_only_the_newest_records_a_lookup_can_read(
+    connection: redis.Redis,
+) -> None:
+    """A letter sent by many customers fills the same buckets; each keeps the newest
+    ``BUCKET_RECENT`` records, which are all that a lookup ever reads of a bucket, so the
+    index stays small and a lookup finds what it found before."""
+    index = DedupeIndex(connection, 30 * DAY, 400 * DAY)
+    now = time.time()
+    letters = [
+        entry(TEXT, f"tenant{n}@example.net", now - DAY + n * 60) for n in range(BUCKET_RECENT * 3)
+    ]
+    for letter in letters:
+        index.register(letter, "{}", 3)
+    signature = letters[0].signature
+    assert signature is not None
+    for band in signature.bands:
+        members = connection.zrange(bucket_key(band), 0, -1)
+        assert [m.decode() for m in members] == [e.id for e in letters[-BUCKET_RECENT:]]
+    probe = entry(TEXT, "someone.else@example.net", now)
+    found = index.lookup(probe.id, probe.signature, probe.customers, now - 30 * DAY)
+    assert isinstance(found, list)
+    assert {e.id for e in found} == {e.id for e in letters[-BUCKET_RECENT:]}
+
+
+def test_a_customer_list_keeps_the_customer_newest_records(connection: redis.Redis) -> None:
+    index = DedupeIndex(connection, 30 * DAY, 400 * DAY)
+    now = time.time()
+    sent = [
+        entry(
+            f"Message number {n} about something else entirely, {n * 7919}.",
+            "a@example.net",
+            now - DAY + n,
+        )
+        for n in range(CUSTOMER_KEEP + 5)
+    ]
+    for message in sent:
+        index.register(message, "{}", 3)
+    (customer,) = sent[0].customers
+    kept = [m.decode() for m in connection.zrange(customer_key(customer), 0, -1)]
+    assert kept == [e.id for e in sent[-CUSTOMER_KEEP:]]

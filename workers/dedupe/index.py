@@ -3,9 +3,12 @@
 Per record, kept for the duplicate window after it was indexed:
 
 - ``intake:lsh:{band}:{hash}``: the LSH buckets, one sorted set per band value, record ids
-  scored by arrival time, so a lookup reads only the part inside the window.
-- ``intake:dedupe:cust:{customer}``: each customer's recent records, so a customer's own
-  repeat is found even when a campaign crowds its buckets.
+  scored by arrival time, so a lookup reads only the part inside the window. A bucket
+  keeps its newest ``BUCKET_RECENT`` records, all that a lookup reads of it, so a letter
+  sent by hundreds of customers does not grow its buckets.
+- ``intake:dedupe:cust:{customer}``: each customer's recent records (the newest
+  ``CUSTOMER_KEEP``), so a customer's own repeat is found even when a campaign crowds its
+  buckets.
 - ``intake:dedupe:sig:{id}``: what a lookup needs to confirm a candidate, packed in one
   string (a hash holding a 512-byte signature takes twice the memory).
 - ``intake:dedupe:campaign:{id}``: the customers seen with one campaign's text, written
@@ -22,8 +25,8 @@ details, compares signatures and, finding none similar, writes the record and th
 decision atomically (``settle``). Otherwise the script returns the candidates and the
 caller decides with them and writes in a second (``register``). A message naming a
 reference costs one or two more, to find whose case it is. Each script touches a bounded
-number of entries (the newest in each bucket), so the cost does not grow with the number
-of stored records.
+number of entries (the newest in each bucket, and each bucket is trimmed to them by rank
+as a record is added), so the cost does not grow with the number of stored records.
 """
 
 from __future__ import annotations
@@ -217,7 +220,7 @@ class DedupeIndex:
             decision,
             repr(entry.received_at),
             self.window * 1000,
-            repr(entry.received_at - self.window),
+            BUCKET_RECENT,
             self.reference_ttl * 1000,
             buckets,
             len(index_keys) - buckets,

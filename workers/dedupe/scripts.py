@@ -65,12 +65,15 @@ end
 _REGISTER = """
 local function register(decision)
   local id, score, window = ARGV[1], ARGV[3], tonumber(ARGV[4])
-  local buckets, lists, keep = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[10])
+  local buckets, lists = tonumber(ARGV[7]), tonumber(ARGV[8])
   local campaign, identities = ARGV[13], tonumber(ARGV[14])
+  -- Each list keeps its newest records (by rank: no older one is ever read), so the
+  -- ranks from 0 to `last` are removed; buckets and customer lists keep different counts.
+  local last = -1 - tonumber(ARGV[5])
   for i = 7, 6 + buckets + lists do
+    if i == 7 + buckets then last = -1 - tonumber(ARGV[10]) end
     redis.call('ZADD', KEYS[i], score, id)
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[5])
-    if i > 6 + buckets then redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -1 - keep) end
+    redis.call('ZREMRANGEBYRANK', KEYS[i], 0, last)
     redis.call('PEXPIRE', KEYS[i], window)
   end
   if buckets + lists > 0 then redis.call('SET', KEYS[2], ARGV[11], 'PX', window) end
@@ -133,8 +136,9 @@ return {'found', packed(ids, metas)}
 
 # KEYS: decision, meta, reference, campaign, campaign's first members, meta of the
 #       campaign's first record, buckets..., customer lists...
-# ARGV: id, decision, score, window ms, oldest score kept, reference ttl ms, number of
-#       buckets, number of customer lists, campaign threshold, customer list size, meta,
+# ARGV: id, decision, score, window ms, records kept per bucket, reference ttl ms, number
+#       of buckets, number of customer lists, campaign threshold, records kept per customer
+#       list, meta,
 #       customers (joined), campaign, number of identities, then the identities counted
 #       in the campaign.
 # Returns the stored decision fields: decision, count (customers in the campaign), earlier.
