@@ -4,6 +4,11 @@ A blob is named by the sha256 of its bytes, so storing the same bytes twice is f
 record can always be traced back to exactly what arrived. Writes go to a temporary file
 that is fsynced and renamed into place, then the directory is fsynced: once ``put``
 returns, the bytes survive a crash or power cut.
+
+Blobs are fanned out over 256 folders by the first byte of their hash, as git fans out
+its objects: a folder holds a few tens of thousands of files at ten million blobs, which
+the file system indexes, and the folders all exist after the first few thousand messages,
+so a message seldom pays for making one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from gateway.errors import StorageError
 
 
 class BlobStore:
-    """A directory of blobs, fanned out by the first bytes of their hash."""
+    """A directory of blobs, fanned out by the first byte of their hash."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -28,7 +33,7 @@ class BlobStore:
     def path_for(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError("not a sha256 hex digest")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return self.root / sha256[:2] / sha256
 
     def put(self, data: bytes) -> str:
         """Store ``data`` durably and return its sha256.
@@ -37,23 +42,33 @@ class BlobStore:
         every message, and pathlib and tempfile cost more than the writing itself.
         """
         digest = hashlib.sha256(data).hexdigest()
-        folder = os.path.join(self._root, digest[:2], digest[2:4])
+        folder = os.path.join(self._root, digest[:2])
         target = os.path.join(folder, digest)
         if os.path.exists(target):
             return digest
         try:
             if folder not in self._made:
-                os.makedirs(folder, exist_ok=True)
-                self._made.add(folder)
+                self._make(folder)
             try:
                 _write_durably(folder, target, data)
             except FileNotFoundError:  # the folder was removed since: make it again
-                os.makedirs(folder, exist_ok=True)
+                self._make(folder)
                 _write_durably(folder, target, data)
         except OSError as exc:
             self._made.discard(folder)
             raise StorageError(f"blob store write failed: {exc.strerror or exc}") from exc
         return digest
+
+    def _make(self, folder: str) -> None:
+        """Make a fan-out folder; a new one's entry is fsynced in the root as well, or a
+        crash could lose the folder with the blobs already confirmed in it."""
+        try:
+            os.makedirs(folder)
+        except FileExistsError:
+            pass
+        else:
+            _fsync_dir(self._root)
+        self._made.add(folder)
 
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()

@@ -25,7 +25,7 @@ def test_bytes_are_kept_under_their_hash(tmp_path: Path) -> None:
     digest = store.put(data)
     assert digest == hashlib.sha256(data).hexdigest()
     assert store.get(digest) == data and store.exists(digest)
-    assert files_under(tmp_path) == [tmp_path / "blobs" / digest[:2] / digest[2:4] / digest]
+    assert files_under(tmp_path) == [tmp_path / "blobs" / digest[:2] / digest]
     assert store.put(b"") == hashlib.sha256(b"").hexdigest()
     assert store.get(hashlib.sha256(b"").hexdigest()) == b""
 
@@ -65,6 +65,34 @@ def test_a_failed_write_raises_and_leaves_no_file(
 def test_a_folder_removed_under_the_store_is_made_again(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "blobs")
     first = store.put(b"first")
-    (tmp_path / "blobs" / first[:2] / first[2:4] / first).unlink()
-    os.removedirs(tmp_path / "blobs" / first[:2] / first[2:4])
+    (tmp_path / "blobs" / first[:2] / first).unlink()
+    (tmp_path / "blobs" / first[:2]).rmdir()
     assert store.get(store.put(b"first")) == b"first"
+
+
+def test_a_blob_and_the_folders_it_needed_are_synced_before_put_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file, its folder and, when the folder is new, the folder's entry in the root:
+    each is fsynced, so a confirmed message is not lost with a folder made for it."""
+    store = BlobStore(tmp_path / "blobs")
+    synced: list[Path] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(blobstore.os, "fsync", recording_fsync)
+    first = store.put(b"the first message")
+    root, folder = tmp_path / "blobs", tmp_path / "blobs" / first[:2]
+    written = [p for p in synced if p.parent == folder and p.name.startswith(".tmp-")]
+    assert len(written) == 1 and root in synced and folder in synced
+    synced.clear()
+    neighbour = next(
+        data
+        for data in (b"message %d" % n for n in range(10_000))
+        if hashlib.sha256(data).hexdigest()[:2] == first[:2]
+    )
+    store.put(neighbour)
+    assert folder in synced and root not in synced  # its folder was there already
