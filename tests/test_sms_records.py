@@ -15,6 +15,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from gateway.blobstore import BlobStore
 from gateway.http import create_app
 from gateway.schema import IntakeRecord
 from gateway.settings import Settings
@@ -118,11 +119,10 @@ def test_whatsapp_photos_and_letters_are_downloaded_and_listed(
         ("media-1.jpg", "image/jpeg", len(JPEG)),
         ("media-2.pdf", "application/pdf", len(PDF)),
     ]
-    blobs = sms_settings.blob_dir
+    blobs = BlobStore(sms_settings.blob_dir)
     for attachment, data in zip(record.attachments, (JPEG, PDF), strict=True):
         assert attachment.sha256 == hashlib.sha256(data).hexdigest()
-        stored = blobs / attachment.sha256[:2] / attachment.sha256[2:4] / attachment.sha256
-        assert stored.read_bytes() == data
+        assert blobs.get(attachment.sha256) == data
     api = [had for path, had in twilio.media_requests if "/Media/" in path]
     store = [had for path, had in twilio.media_requests if path.startswith("/media-store/")]
     assert api == [True, True]  # the account's credentials, to Twilio's API
