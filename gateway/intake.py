@@ -70,20 +70,33 @@ class IntakeContext:
         )
 
 
-# Allocate the reference and write the new record's ledger entry, idempotency keys, lease
-# and count. It runs inside the same MULTI as the job's enqueue, after WATCH has shown the
-# keys unknown: all of it is written at once, with one fsync, or none of it.
+# Record a new arrival, atomically, unless one of its idempotency keys is known: then
+# nothing is written and the known record's id comes back. Otherwise allocate the
+# reference, write the ledger entry, idempotency keys, lease and count, and run the queue's
+# commands for the job (as rq builds them), all in one script: one round trip and one
+# fsync, and all of it or none of it.
 _RECORD_ARRIVAL = """
 local keys_count = tonumber(ARGV[1])
+for i = 1, keys_count do
+  local known = redis.call('GET', KEYS[i])
+  if known then return {0, known} end
+end
 local number = redis.call('INCR', KEYS[keys_count + 2])
 local reference = ARGV[3] .. '-' .. ARGV[4] .. '-' .. string.format('%06d', number)
-redis.call('HSET', KEYS[keys_count + 1], 'reference', reference, unpack(ARGV, 8))
+local fields_end = 9 + tonumber(ARGV[8])
+redis.call('HSET', KEYS[keys_count + 1], 'reference', reference, unpack(ARGV, 9, fields_end - 1))
 for i = 1, keys_count do
   redis.call('SET', KEYS[i], ARGV[2], 'EX', ARGV[5])
 end
 redis.call('ZADD', KEYS[keys_count + 3], ARGV[6], ARGV[2])
 redis.call('HINCRBY', KEYS[keys_count + 4], ARGV[7], 1)
-return reference
+local at = fields_end
+while at <= #ARGV do
+  local size = tonumber(ARGV[at])
+  redis.call(unpack(ARGV, at + 1, at + size))
+  at = at + size + 1
+end
+return {1, reference}
 """
 
 
@@ -93,58 +106,49 @@ def accept(arrival: Arrival, ctx: IntakeContext) -> Receipt:
     received_at = arrival.received_at or datetime.now(UTC)
     idems = [keys.idempotency_key(k) for k in (arrival.idempotency_key, *arrival.also_known_as)]
     settings = ctx.settings
+    record_id = str(ULID())
+    fields = LedgerEntry(
+        id=record_id,
+        reference="",
+        channel=arrival.channel,
+        transport=arrival.transport,
+        normaliser=arrival.normaliser,
+        received_at=received_at,
+        raw_sha256=raw_sha256,
+        raw_size=len(arrival.raw),
+        meta=arrival.meta,
+    ).to_hash()
+    del fields["reference"]
+    record_keys = [
+        *idems,
+        keys.record_key(record_id),
+        keys.reference_counter_key(received_at.year),
+        keys.PENDING,
+        keys.STATS,
+    ]
     try:
-        with ctx.connection.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(*idems)  # type: ignore[no-untyped-call]
-                    existing = next((v for v in pipe.mget(idems) if v is not None), None)
-                    if existing is not None:
-                        pipe.unwatch()
-                        return _repeat_receipt(ctx, keys.text(existing), idems)
-                    record_id = str(ULID())
-                    fields = LedgerEntry(
-                        id=record_id,
-                        reference="",
-                        channel=arrival.channel,
-                        transport=arrival.transport,
-                        normaliser=arrival.normaliser,
-                        received_at=received_at,
-                        raw_sha256=raw_sha256,
-                        raw_size=len(arrival.raw),
-                        meta=arrival.meta,
-                    ).to_hash()
-                    del fields["reference"]
-                    pipe.multi()
-                    record_keys = [
-                        *idems,
-                        keys.record_key(record_id),
-                        keys.reference_counter_key(received_at.year),
-                        keys.PENDING,
-                        keys.STATS,
-                    ]
-                    # EVAL with the script's text: Redis caches it by digest, and unlike a
-                    # registered script in a pipeline it costs no SCRIPT EXISTS round trip.
-                    pipe.eval(
-                        _RECORD_ARRIVAL,
-                        len(record_keys),
-                        *record_keys,
-                        len(idems),
-                        record_id,
-                        settings.reference_prefix,
-                        received_at.year,
-                        settings.idempotency_ttl_days * 86400,
-                        time.time() + settings.job_lease_seconds,
-                        f"accepted:{arrival.channel}",
-                        *(item for pair in fields.items() for item in pair),
-                    )
-                    ctx.queue.enqueue(record_id, pipeline=pipe)
-                    reference = keys.text(pipe.execute()[0])
-                    return Receipt(id=record_id, reference=reference, duplicate=False)
-                except redis.WatchError:
-                    continue
+        # EVAL with the script's text: Redis caches it by digest, and unlike a registered
+        # script it costs no SCRIPT EXISTS round trip when the cache is cold.
+        recorded, value = ctx.connection.eval(
+            _RECORD_ARRIVAL,
+            len(record_keys),
+            *record_keys,
+            len(idems),
+            record_id,
+            settings.reference_prefix,
+            received_at.year,
+            settings.idempotency_ttl_days * 86400,
+            time.time() + settings.job_lease_seconds,
+            f"accepted:{arrival.channel}",
+            2 * len(fields),
+            *(item for pair in fields.items() for item in pair),
+            *ctx.queue.enqueue_commands(record_id),
+        )
+        if not recorded:
+            return _repeat_receipt(ctx, keys.text(value), idems)
     except redis.RedisError as exc:
         raise QueueError(f"could not record the message: {type(exc).__name__}") from exc
+    return Receipt(id=record_id, reference=keys.text(value), duplicate=False)
 
 
 def _repeat_receipt(ctx: IntakeContext, record_id: str, idems: list[str]) -> Receipt:

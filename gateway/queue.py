@@ -10,6 +10,7 @@ not rq's default of a year.
 from __future__ import annotations
 
 import redis
+from redis.typing import EncodableT
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -47,6 +48,20 @@ class IntakeQueue:
             timeout=600,
             pipeline=pipeline,
         )
+
+    def enqueue_commands(self, record_id: str) -> list[EncodableT]:
+        """The Redis commands rq sends to queue the record's first job, flattened as
+        ``count, command, arguments...`` for a script to run with other writes, atomically.
+
+        rq builds them, into a pipeline that is never sent, so the job is exactly the one
+        ``enqueue`` would write.
+        """
+        with self.queue.connection.pipeline(transaction=False) as pipe:
+            self.enqueue(record_id, pipeline=pipe)
+            flat: list[EncodableT] = []
+            for command, _options in pipe.command_stack:
+                flat += [len(command), *command]
+            return flat
 
     def is_waiting(self, record_id: str, attempt: int) -> bool:
         """True while the record's latest job is still waiting in the queue.

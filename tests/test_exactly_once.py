@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from gateway.intake import Arrival, IntakeContext, accept
+from gateway.queue import JOB_FUNCTION, job_id
 from gateway.settings import Settings
 from tests.conftest import Relay, feed_records, free_port, make_mail
 
@@ -119,6 +122,40 @@ def test_concurrent_deliveries_of_one_message_give_one_record(
     assert len({r.id for r in receipts}) == 1
     assert sum(not r.duplicate for r in receipts) == 1
     assert connection.llen("rq:queue:intake") == 1
+
+
+def test_the_job_accept_queues_is_the_job_rq_would_queue(
+    intake_ctx: IntakeContext, connection: redis.Redis
+) -> None:
+    """``accept`` runs rq's own enqueue commands inside its script: the job it leaves is
+    field for field the one rq's ``enqueue`` writes, and rq reads it back as ours."""
+    receipt = accept(Arrival("email", "smtp", "email", make_mail(), "email:one", {}), intake_ctx)
+    ours = connection.hgetall(f"rq:job:{job_id(receipt.id)}")
+    assert connection.smembers("rq:queues") == {b"rq:queue:intake"}
+    intake_ctx.queue.enqueue("01RQSOWNENQUEUE000000000000")
+    theirs = connection.hgetall(f"rq:job:{job_id('01RQSOWNENQUEUE000000000000')}")
+    differ = {b"created_at", b"enqueued_at", b"data", b"description"}
+    assert set(ours) == set(theirs)
+    assert {k: v for k, v in ours.items() if k not in differ} == {
+        k: v for k, v in theirs.items() if k not in differ
+    }
+    job = Job.fetch(job_id(receipt.id), connection=connection, serializer=JSONSerializer)
+    assert (job.func_name, job.args, job.get_status()) == (JOB_FUNCTION, [receipt.id], "queued")
+    assert connection.lrange("rq:queue:intake", 0, -1) == [
+        job_id(receipt.id).encode(),
+        job_id("01RQSOWNENQUEUE000000000000").encode(),
+    ]
+
+
+def test_a_repeat_writes_no_job_and_no_second_reference(
+    intake_ctx: IntakeContext, connection: redis.Redis
+) -> None:
+    arrival = Arrival("email", "smtp", "email", make_mail(), "email:twice", {})
+    first, second = accept(arrival, intake_ctx), accept(arrival, intake_ctx)
+    assert (second.id, second.reference, second.duplicate) == (first.id, first.reference, True)
+    assert connection.llen("rq:queue:intake") == 1
+    assert connection.get(f"intake:refseq:{time.gmtime().tm_year}") == b"1"
+    assert len(list(connection.scan_iter("rq:job:*"))) == 1
 
 
 class SlowRelayHandler:
