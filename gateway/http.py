@@ -14,6 +14,7 @@ from channels.imap.status import health as mailbox_health
 from channels.sms.webhook import twilio_router
 from channels.web.routes import web_router
 from gateway import __version__
+from gateway.batching import AcceptBatcher
 from gateway.intake import IntakeContext
 from gateway.ledger import DEAD, PENDING
 from gateway.metrics import RedisCollector
@@ -63,8 +64,11 @@ def create_app(settings: Settings, connection: redis.Redis) -> FastAPI:
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(twilio_router(settings, connection))
     intake_ctx = IntakeContext.from_settings(settings, connection)
-    app.include_router(api_router(intake_ctx))
+    # One batcher for the channels served here, so that what arrives at the same moment
+    # by any of them is stored together.
+    batcher = AcceptBatcher(intake_ctx)
+    app.include_router(twilio_router(intake_ctx, batcher))
+    app.include_router(api_router(intake_ctx, batcher))
     app.include_router(web_router(intake_ctx))
     return app

@@ -11,6 +11,7 @@ delivery's receipt and queues nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from ulid import ULID
 
 from gateway import ledger as keys
 from gateway.blobstore import BlobStore
-from gateway.errors import QueueError
+from gateway.errors import QueueError, StorageError, TemporaryError
 from gateway.ledger import Ledger, LedgerEntry
 from gateway.queue import IntakeQueue
 from gateway.settings import Settings
@@ -102,7 +103,56 @@ return {1, reference}
 
 def accept(arrival: Arrival, ctx: IntakeContext) -> Receipt:
     """Store, record and queue ``arrival``; return its receipt once all of it is durable."""
-    raw_sha256 = ctx.blobs.put(arrival.raw)
+    (result,) = accept_many([arrival], ctx)
+    if isinstance(result, TemporaryError):
+        raise result
+    return result
+
+
+def accept_many(arrivals: Sequence[Arrival], ctx: IntakeContext) -> list[Receipt | TemporaryError]:
+    """``accept`` for several arrivals at once, in their order: for each, its receipt, or
+    the error that kept it out, which leaves the others unaffected.
+
+    Each blob is stored as ``accept`` stores it; then one round trip runs each arrival's
+    script, so that Redis writes and fsyncs its append-only file once for all of them.
+    """
+    slots: list[_RecordCall | TemporaryError] = []
+    for arrival in arrivals:
+        try:
+            slots.append(_record_call(arrival, ctx.blobs.put(arrival.raw), ctx))
+        except StorageError as exc:
+            slots.append(exc)
+        except redis.RedisError as exc:  # rq asks the server's version once, when first used
+            slots.append(_queue_error(exc))
+    replies = iter(_run_scripts([s for s in slots if isinstance(s, _RecordCall)], ctx))
+    return [s if isinstance(s, TemporaryError) else _receipt(s, next(replies), ctx) for s in slots]
+
+
+@dataclass(frozen=True)
+class _RecordCall:
+    """One arrival's script call: its arguments, its keys, the record it would make."""
+
+    arguments: list[Any]
+    idempotency_keys: list[str]
+    record_id: str
+
+
+def _run_scripts(calls: list[_RecordCall], ctx: IntakeContext) -> list[Any]:
+    """Each call's reply, or the Redis error in its place."""
+    if not calls:
+        return []
+    try:
+        with ctx.connection.pipeline(transaction=False) as pipe:
+            for call in calls:
+                # EVAL with the script's text: Redis caches it by digest, and unlike a
+                # registered script it costs no SCRIPT EXISTS round trip when it is not.
+                pipe.eval(_RECORD_ARRIVAL, *call.arguments)
+            return list(pipe.execute(raise_on_error=False))
+    except redis.RedisError as exc:
+        return [exc] * len(calls)
+
+
+def _record_call(arrival: Arrival, raw_sha256: str, ctx: IntakeContext) -> _RecordCall:
     received_at = arrival.received_at or datetime.now(UTC)
     idems = [keys.idempotency_key(k) for k in (arrival.idempotency_key, *arrival.also_known_as)]
     settings = ctx.settings
@@ -126,29 +176,40 @@ def accept(arrival: Arrival, ctx: IntakeContext) -> Receipt:
         keys.PENDING,
         keys.STATS,
     ]
+    arguments = [
+        len(record_keys),
+        *record_keys,
+        len(idems),
+        record_id,
+        settings.reference_prefix,
+        received_at.year,
+        settings.idempotency_ttl_days * 86400,
+        time.time() + settings.job_lease_seconds,
+        f"accepted:{arrival.channel}",
+        2 * len(fields),
+        *(item for pair in fields.items() for item in pair),
+        *ctx.queue.enqueue_commands(record_id),
+    ]
+    return _RecordCall(arguments, idems, record_id)
+
+
+def _receipt(call: _RecordCall, reply: Any, ctx: IntakeContext) -> Receipt | TemporaryError:
+    """The receipt for a script's reply: the new record's, or the first delivery's."""
     try:
-        # EVAL with the script's text: Redis caches it by digest, and unlike a registered
-        # script it costs no SCRIPT EXISTS round trip when the cache is cold.
-        recorded, value = ctx.connection.eval(
-            _RECORD_ARRIVAL,
-            len(record_keys),
-            *record_keys,
-            len(idems),
-            record_id,
-            settings.reference_prefix,
-            received_at.year,
-            settings.idempotency_ttl_days * 86400,
-            time.time() + settings.job_lease_seconds,
-            f"accepted:{arrival.channel}",
-            2 * len(fields),
-            *(item for pair in fields.items() for item in pair),
-            *ctx.queue.enqueue_commands(record_id),
-        )
+        if isinstance(reply, Exception):
+            raise reply
+        recorded, value = reply
         if not recorded:
-            return _repeat_receipt(ctx, keys.text(value), idems)
+            return _repeat_receipt(ctx, keys.text(value), call.idempotency_keys)
     except redis.RedisError as exc:
-        raise QueueError(f"could not record the message: {type(exc).__name__}") from exc
-    return Receipt(id=record_id, reference=keys.text(value), duplicate=False)
+        return _queue_error(exc)
+    return Receipt(id=call.record_id, reference=keys.text(value), duplicate=False)
+
+
+def _queue_error(exc: redis.RedisError) -> QueueError:
+    error = QueueError(f"could not record the message: {type(exc).__name__}")
+    error.__cause__ = exc
+    return error
 
 
 def _repeat_receipt(ctx: IntakeContext, record_id: str, idems: list[str]) -> Receipt:

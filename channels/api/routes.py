@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 from ulid import ULID
@@ -30,13 +31,14 @@ from channels.api.models import (
     IntakeRequest,
     Problem,
 )
+from gateway.batching import AcceptBatcher
 from gateway.errors import (
     IdempotencyConflictError,
     RejectedError,
     RequestTooLargeError,
     TemporaryError,
 )
-from gateway.intake import Arrival, IntakeContext, accept
+from gateway.intake import Arrival, IntakeContext
 from gateway.logs import get_logger
 from gateway.settings import ApiKey
 
@@ -72,7 +74,7 @@ def problem(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def api_router(ctx: IntakeContext) -> APIRouter:
+def api_router(ctx: IntakeContext, batcher: AcceptBatcher) -> APIRouter:
     keyring = ApiKeyring(ctx.settings.api_keys)
     router = APIRouter(route_class=_guarded_route(keyring, ctx.settings.api_max_body_bytes))
 
@@ -84,7 +86,7 @@ def api_router(ctx: IntakeContext) -> APIRouter:
         summary="Submit a complaint taken by phone, letter, in person, a partner or social media",
         responses={200: {"model": IntakeReceipt, "description": "A repeat."}, **_PROBLEMS},
     )
-    def submit(
+    async def submit(
         body: IntakeRequest,
         request: Request,
         response: Response,
@@ -114,7 +116,7 @@ def api_router(ctx: IntakeContext) -> APIRouter:
         else:
             accept_key = idempotency.scoped_key(key.name, idempotency_key)
             digest = idempotency.body_hash(body.model_dump(mode="json"))
-            idempotency.claim(ctx.connection, accept_key, digest, ttl)
+            await run_in_threadpool(idempotency.claim, ctx.connection, accept_key, digest, ttl)
         raw: bytes = request.state.raw_body
         arrival = Arrival(
             channel=body.channel,
@@ -125,7 +127,7 @@ def api_router(ctx: IntakeContext) -> APIRouter:
             meta={"extra": {"api_key": key.name, "idempotency_key": idempotency_key}},
             received_at=body.received_at,
         )
-        receipt = accept(arrival, ctx)
+        receipt = await batcher.accept(arrival)
         log.info(
             "api.accepted",
             record_id=receipt.id,

@@ -22,8 +22,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.identity import email_identity
 from channels.email.recipients import RecipientPolicy
+from gateway.batching import AcceptBatcher
 from gateway.errors import TemporaryError
-from gateway.intake import Arrival, IntakeContext, accept
+from gateway.intake import Arrival, IntakeContext
 from gateway.logs import get_logger
 from gateway.settings import Settings
 
@@ -39,6 +40,7 @@ class SMTPHandler:
         self.ctx = ctx
         self.policy = RecipientPolicy(ctx.settings.domains)
         self.executor = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="accept")
+        self.batcher = AcceptBatcher(ctx, self.executor)
         self.in_flight = 0
         self.connections: set[IntakeSMTP] = set()
 
@@ -82,10 +84,10 @@ class SMTPHandler:
                     "message_id": message_id,
                 },
             )
-            loop = asyncio.get_running_loop()
-            # In a thread: fsync must not stall other connections, and if the client hangs
-            # up now the thread still finishes, so a resend is recognised as a repeat.
-            receipt = await loop.run_in_executor(self.executor, accept, arrival, self.ctx)
+            # In a thread, with the messages of other connections that arrive meanwhile:
+            # fsync must not stall other connections, and if the client hangs up now the
+            # message is stored all the same, so a resend is recognised as a repeat.
+            receipt = await self.batcher.accept(arrival)
         except TemporaryError as exc:
             log.warning("smtp.deferred", error=type(exc).__name__)
             return TEMPORARY_FAILURE
@@ -204,5 +206,10 @@ async def serve(
     deadline = loop.time() + settings.shutdown_grace_seconds
     while handler.busy() and loop.time() < deadline:
         await asyncio.sleep(0.05)
-    log.info("smtp.stopped", unfinished=int(handler.busy()))
+    log.info(
+        "smtp.stopped",
+        unfinished=int(handler.busy()),
+        batches=handler.batcher.runs,
+        batched=handler.batcher.arrivals,
+    )
     handler.executor.shutdown(wait=True)

@@ -20,10 +20,10 @@ from channels.sms.payload import Form, parse_form
 from channels.sms.signature import SIGNATURE_HEADER, SignatureCheck
 from channels.sms.status import FAILURES, DeliveryStatuses
 from channels.sms.suppression import SuppressionList
+from gateway.batching import AcceptBatcher
 from gateway.errors import RejectedError, TemporaryError
 from gateway.intake import IntakeContext
 from gateway.logs import get_logger
-from gateway.settings import Settings
 
 log = get_logger("channels.sms.webhook")
 
@@ -64,8 +64,8 @@ async def _signed_form(request: Request, check: SignatureCheck) -> tuple[bytes, 
     return raw, form
 
 
-def twilio_router(settings: Settings, connection: redis.Redis) -> APIRouter:
-    ctx = IntakeContext.from_settings(settings, connection)
+def twilio_router(ctx: IntakeContext, batcher: AcceptBatcher) -> APIRouter:
+    settings, connection = ctx.settings, ctx.connection
     check = SignatureCheck(settings)
     router = APIRouter(prefix="/twilio", tags=["twilio"])
 
@@ -77,7 +77,7 @@ def twilio_router(settings: Settings, connection: redis.Redis) -> APIRouter:
             return signed
         raw, form = signed
         try:
-            receipt = await run_in_threadpool(take_in, raw, form, ctx)
+            receipt = await take_in(raw, form, ctx, batcher)
         except RejectedError as exc:
             log.info("twilio.rejected", status=exc.http_status)
             return _plain(exc.http_status, str(exc))
