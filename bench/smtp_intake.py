@@ -36,6 +36,7 @@ from harness.common import (
     Service,
     count_keys,
     exit_on_sigterm,
+    file_creation_us,
     find_smtp_source,
     free_port,
     gateway_env,
@@ -190,6 +191,8 @@ def main() -> int:
     )
     pairs: list[tuple[Run, Run]] = []
     with tempfile.TemporaryDirectory(prefix="intake-bench-smtp-") as tmp:
+        creation = file_creation_us(Path(tmp))
+        print(f"creating one file here costs {creation:.0f} us of CPU (each message stores one)")
         for pair in range(1, args.pairs + 1):
             runs: dict[str, Run] = {}
             order = ("gateway", "baseline") if pair % 2 else ("baseline", "gateway")
@@ -230,6 +233,7 @@ def main() -> int:
         f"target < {TARGET_RSS_MB} MB: {verdict(peak_kb < TARGET_RSS_MB * 1024)}"
     )
     print(f"  messages lost: {lost}  (repeats: {repeats})  {'OK' if lost == 0 else 'FAIL'}")
+    print(f"  creating one file in the data directory: {creation:.0f} us of CPU")
     write_json(
         args.json,
         {
@@ -242,6 +246,7 @@ def main() -> int:
             "ratio_median": ratio,
             "peak_rss_kb": peak_kb,
             "lost": lost,
+            "file_creation_us": creation,
         },
     )
     if lost:
