@@ -37,7 +37,8 @@ class AcceptBatcher:
         self.most = most
         self.at_once = at_once
         self.waiting: list[tuple[Arrival, asyncio.Future[Receipt]]] = []
-        self.batches: set[asyncio.Task[None]] = set()
+        self.running = 0  # tasks storing batches; each ends as soon as nothing waits
+        self.tasks: set[asyncio.Task[None]] = set()  # kept, so none is collected while running
         self.runs = 0  # batches run, and the arrivals in them: what the grouping saves
         self.arrivals = 0
 
@@ -50,13 +51,23 @@ class AcceptBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Receipt] = loop.create_future()
         self.waiting.append((arrival, future))
-        if len(self.batches) < self.at_once:
+        if self.running < self.at_once:
+            self.running += 1
             task = loop.create_task(self._run_batches())
-            self.batches.add(task)
-            task.add_done_callback(self.batches.discard)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return await future
 
     async def _run_batches(self) -> None:
+        """Store what waits, batch after batch, until nothing does. The count of running
+        tasks drops in the same step as the last look at the waiting list, so an arrival
+        never finds every task busy just as the last of them is leaving."""
+        try:
+            await self._store_waiting()
+        finally:
+            self.running -= 1
+
+    async def _store_waiting(self) -> None:
         loop = asyncio.get_running_loop()
         while self.waiting:
             batch, self.waiting = self.waiting[: self.most], self.waiting[self.most :]
