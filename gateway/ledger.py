@@ -81,13 +81,15 @@ class LedgerEntry:
         }
 
 
-# Publish a record exactly once: the stream entry and the ledger's note of it are written
-# by one atomic script, so a retried publish finds the note and adds nothing.
+# Publish a record exactly once: the stream entry and the ledger's note of it, with the
+# marks of the steps saved with it (ARGV from 3), are written by one atomic script, so a
+# retried publish finds the note and adds nothing.
 _PUBLISH_ONCE = """
 local existing = redis.call('HGET', KEYS[1], 'stream_id')
 if existing then return existing end
 local id = redis.call('XADD', KEYS[2], '*', 'record', ARGV[1])
-redis.call('HSET', KEYS[1], 'stream_id', id, 'record', ARGV[1], 'step:publish', '1')
+redis.call('HSET', KEYS[1], 'stream_id', id, 'record', ARGV[1], 'step:publish', '1',
+  unpack(ARGV, 3))
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('HINCRBY', KEYS[4], 'published', 1)
 return id
@@ -153,11 +155,15 @@ class Ledger:
             pipe.zadd(PENDING, {record_id: time.time() + lease}, xx=True)
             pipe.execute()
 
-    def publish_once(self, record: IntakeRecord, stream: str = CASES_STREAM) -> str:
-        """Append the record to the feed unless it is already there; return its entry id."""
+    def publish_once(
+        self, record: IntakeRecord, steps: Sequence[str] = (), stream: str = CASES_STREAM
+    ) -> str:
+        """Append the record to the feed unless it is already there, marking ``steps``
+        done with it; return its entry id."""
+        marks = [item for step in steps for item in (f"step:{step}", "1")]
         result: bytes | str = self._publish(
             keys=[record_key(record.id), stream, PENDING, STATS],
-            args=[record.to_json(), record.id],
+            args=[record.to_json(), record.id, *marks],
         )
         return text(result)
 

@@ -1,23 +1,29 @@
 """A job that fails part-way resumes: nothing is lost, nothing is done twice.
 
 Steps whose second run repeats nothing (normalise and triage compute; dedupe gives back
-its stored decision; redirect's notice goes through the outbox) are saved together with
-the step after them; a failure before that save makes the next attempt run them again.
+its stored decision; redirect's and acknowledge's messages go through the outbox) are
+saved together with the step after them, the last of them with publish's feed entry; a
+failure before that save makes the next attempt run them again.
 """
 
 from __future__ import annotations
 
 import smtplib
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
 from gateway.ledger import Ledger, LedgerEntry
 from gateway.schema import IntakeRecord
+from gateway.settings import Settings
+from gateway.working_days import compute_deadlines, uk_date
 from tests.conftest import Relay, feed_records, make_mail
 from workers.context import WorkerContext
 from workers.dedupe.index import campaign_key
+from workers.outbox import Outbox
 from workers.pipeline import PIPELINE, STEPS
 
 
@@ -110,3 +116,52 @@ def test_a_failure_at_acknowledge_redoes_dedupe_and_redirect_without_repeating_t
         ["alex.jones@example.net", "sam.taylor@example.net"]
     )
     assert Ledger(connection).load(second.id).steps == set(PIPELINE)
+
+
+class FailPublishOnce(FailOnce):
+    """Publish fails at its first call, after ``before_failing`` has run."""
+
+    def __init__(self, before_failing: Callable[[IntakeRecord], None]) -> None:
+        super().__init__("publish")
+        self.before_failing = before_failing
+
+    def process(self, record: IntakeRecord, entry: LedgerEntry, ctx: WorkerContext) -> IntakeRecord:
+        if self.calls == 0:
+            self.before_failing(record)
+        return super().process(record, entry, ctx)
+
+
+def test_a_failure_at_publish_redoes_the_steps_before_it_and_sends_nothing_twice(
+    smtp_server: tuple[str, int],
+    relay: Relay,
+    connection: redis.Redis,
+    settings: Settings,
+    drain: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job dies between the acknowledgement and the feed entry, and runs again a week
+    later: the customer gets one acknowledgement, the feed one entry with every step marked,
+    and the dates on the record are those the acknowledgement quoted when it was sent."""
+    week_ago = time.time() - 7 * 86400
+
+    def sent_a_week_ago(record: IntakeRecord) -> None:
+        connection.hset(Outbox.key(record.id, "acknowledgement"), "sent_at", week_ago)
+
+    failing = FailPublishOnce(sent_a_week_ago)
+    monkeypatch.setitem(STEPS, "publish", failing)
+    send(smtp_server)
+    drain()
+    assert failing.calls == 2
+    [record] = feed_records(connection)
+    assert Ledger(connection).load(record.id).steps == set(PIPELINE)
+    assert record.acknowledgement is not None and record.acknowledgement.status == "sent"
+    sent_on = uk_date(datetime.fromtimestamp(week_ago, UTC))
+    quoted = compute_deadlines(record.received_at, settings, acknowledged_on=sent_on)
+    today = compute_deadlines(
+        record.received_at, settings, acknowledged_on=uk_date(datetime.now(UTC))
+    )
+    assert record.deadlines is not None and record.deadlines.respond_by == quoted.respond_by
+    assert quoted.respond_by != today.respond_by
+    relay.wait_for(1)
+    time.sleep(0.3)
+    assert len(relay.messages) == 1

@@ -6,7 +6,8 @@ last finished step instead of repeating work. Steps whose second run repeats not
 (``SAVED_WITH_NEXT``) are saved with the step after them: running one again after a crash
 costs less than a durable write to the ledger on every record. Normalise and triage only
 compute from the record; dedupe keeps its decision in its index and gives it back when run
-again; redirect sends its notice through the outbox, which sends it once. ``StopPipeline``
+again; redirect and acknowledge send their messages through the outbox, which sends each
+once; publish writes the marks of the steps saved with it in its own write. ``StopPipeline``
 is caught here and only here: the remaining steps are skipped except those that always
 run (publish), since a record that is not answered must still reach the back office.
 """
@@ -34,7 +35,9 @@ PIPELINE: tuple[str, ...] = (
     "publish",
 )
 
-SAVED_WITH_NEXT: frozenset[str] = frozenset({"normalise", "triage", "dedupe", "redirect"})
+SAVED_WITH_NEXT: frozenset[str] = frozenset(
+    {"normalise", "triage", "dedupe", "redirect", "acknowledge"}
+)
 
 STEPS: dict[str, Step] = {
     step.name: step
@@ -76,12 +79,12 @@ def run_pipeline(record_id: str, ctx: WorkerContext) -> IntakeRecord:
         step = STEPS[name]
         if name in entry.steps or (stopped and not step.always_runs):
             continue
-        if step.always_runs and unsaved:  # publish writes the record; the marks go first
-            ctx.ledger.finish_steps(record_id, unsaved, record, lease)
-            unsaved = []
         started = time.perf_counter()
         try:
-            record = step.process(record, entry, ctx)
+            if isinstance(step, publish.Publish):  # the marks go with the feed entry
+                record, unsaved = step.publish(record, ctx, saved=unsaved), []
+            else:
+                record = step.process(record, entry, ctx)
         except StopPipeline as stop:
             record, stopped = stop.record, stop.reason
             log.info("pipeline.stopped", record_id=record_id, step=name, reason=stop.reason)
@@ -96,6 +99,8 @@ def run_pipeline(record_id: str, ctx: WorkerContext) -> IntakeRecord:
             step=name,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
+    if unsaved:  # a pipeline that ends without publish
+        ctx.ledger.finish_steps(record_id, unsaved, record, lease)
     log.info(
         "pipeline.done",
         record_id=record_id,

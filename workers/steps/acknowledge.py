@@ -55,13 +55,17 @@ class Acknowledge:
         if isinstance(decision, Skip):
             ack = outcome(decision.status, decision.reason, decision.channel)
             return _with_deadlines(record, ctx, None).model_copy(update={"acknowledgement": ack})
-        record = _with_deadlines(record, ctx, uk_date(datetime.now(UTC)))
+        today = uk_date(datetime.now(UTC))
+        record = _with_deadlines(record, ctx, today)
         templates = getattr(decision.notifier, "templates", None)
         values = template_values(record, ctx)
         notice = compose(record, PURPOSE, decision.recipient, values, ctx, templates)
         ack = send_once(decision.notifier, notice, ctx)
         if ack.status != AckStatus.SENT:
             record = _with_deadlines(record, ctx, None)
+        elif ack.sent_at is not None and uk_date(ack.sent_at) != today:
+            # Sent by an earlier run of this job, on another day: the dates it quoted hold.
+            record = _with_deadlines(record, ctx, uk_date(ack.sent_at))
         return record.model_copy(update={"acknowledgement": ack})
 
 
