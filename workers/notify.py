@@ -18,7 +18,7 @@ from gateway.logs import get_logger
 from gateway.schema import Acknowledgement, AckStatus, IntakeRecord
 from workers.context import WorkerContext
 from workers.messages import render, render_if_present
-from workers.outbox import Outbox
+from workers.outbox import Allowance, Outbox
 
 log = get_logger("workers.notify")
 
@@ -80,13 +80,23 @@ def compose(
     )
 
 
-def send_once(notifier: Notifier, notice: Notice, ctx: WorkerContext) -> Acknowledgement:
-    """Deliver ``notice`` unless it was delivered before; raise to retry a passing failure."""
+def send_once(
+    notifier: Notifier, notice: Notice, ctx: WorkerContext, allowance: Allowance | None = None
+) -> Acknowledgement:
+    """Deliver ``notice`` unless it was delivered before, or (with ``allowance``) its
+    recipient has had all the messages allowed; raise to retry a passing failure."""
     record, purpose = notice.record, notice.purpose
     outbox = Outbox(ctx.connection, ctx.settings.outbox_claim_seconds)
-    claim = outbox.claim(record.id, purpose)
+    claim = outbox.claim(record.id, purpose, allowance)
     if claim.state == "busy":
         raise StepBusyError(f"{record.id}: {purpose} being sent by another worker")
+    if claim.state == "over" and allowance is not None:
+        hours = allowance.seconds // 3600
+        reason = (
+            f"already {allowance.sends} {purpose}s to this address in {hours} hours "
+            "(possible mail loop)"
+        )
+        return outcome(AckStatus.SUPPRESSED, reason, notifier.channel)
     if claim.state == "sent":
         sent_at = datetime.fromtimestamp(claim.sent_at or time.time(), UTC)
         return outcome(

@@ -9,17 +9,16 @@ customer is given are the ones the record keeps.
 
 from __future__ import annotations
 
-import hashlib
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from channels import Notifier, notifier_for, refusal_for
-from gateway.ledger import PREFIX, LedgerEntry
+from gateway.ledger import LedgerEntry
 from gateway.schema import AckStatus, Disposition, IntakeRecord
 from gateway.working_days import compute_deadlines, uk_date
 from workers.context import WorkerContext
 from workers.notify import compose, outcome, send_once, template_values
+from workers.outbox import Allowance
 
 PURPOSE = "acknowledgement"
 DAY = 86400
@@ -60,7 +59,10 @@ class Acknowledge:
         templates = getattr(decision.notifier, "templates", None)
         values = template_values(record, ctx)
         notice = compose(record, PURPOSE, decision.recipient, values, ctx, templates)
-        ack = send_once(decision.notifier, notice, ctx)
+        # The day's allowance for the address is checked as the send is claimed, in the
+        # same step.
+        allowance = Allowance(decision.recipient, ctx.settings.ack_limit_per_recipient, DAY)
+        ack = send_once(decision.notifier, notice, ctx, allowance)
         if ack.status != AckStatus.SENT:
             record = _with_deadlines(record, ctx, None)
         elif ack.sent_at is not None and uk_date(ack.sent_at) != today:
@@ -97,13 +99,6 @@ def _decide(record: IntakeRecord, ctx: WorkerContext) -> Skip | Target:
     refusal = refusal_for(notifier, record, recipient)
     if refusal:
         return Skip(AckStatus.SUPPRESSED, refusal, notifier.channel)
-    if _over_daily_limit(ctx, recipient, record.id):
-        return Skip(
-            AckStatus.SUPPRESSED,
-            f"already {settings.ack_limit_per_recipient} acknowledgements to this address "
-            "in 24 hours (possible mail loop)",
-            notifier.channel,
-        )
     return Target(notifier, recipient)
 
 
@@ -119,20 +114,3 @@ def _with_deadlines(
         record.received_at, ctx.settings, stage=stage, acknowledged_on=acknowledged_on
     )
     return record.model_copy(update={"deadlines": deadlines})
-
-
-def _over_daily_limit(ctx: WorkerContext, recipient: str, record_id: str) -> bool:
-    """True when this record is past the day's allowance for its recipient.
-
-    Each record is added once (ZADD NX), so running the step again counts nothing new.
-    """
-    digest = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()[:32]
-    key = f"{PREFIX}:ackrate:{digest}"
-    now = time.time()
-    with ctx.connection.pipeline(transaction=True) as pipe:
-        pipe.zremrangebyscore(key, "-inf", now - DAY)
-        pipe.zadd(key, {record_id: now}, nx=True)
-        pipe.zrank(key, record_id)
-        pipe.expire(key, DAY)
-        _, _, rank, _ = pipe.execute()
-    return rank is not None and int(rank) >= ctx.settings.ack_limit_per_recipient
