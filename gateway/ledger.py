@@ -30,6 +30,7 @@ PENDING = f"{PREFIX}:pending"
 DEAD = f"{PREFIX}:dead"
 STATS = f"{PREFIX}:stats"
 CASES_STREAM = f"{PREFIX}:cases"
+LEASE_KEPT = 0.9  # a lease with more than this share of its time left is not renewed
 
 
 def text(value: bytes | str) -> str:
@@ -95,6 +96,18 @@ redis.call('HINCRBY', KEYS[4], 'published', 1)
 return id
 """
 
+# Read a record's entry and, when its lease ends sooner than ARGV[2], renew it to ARGV[3].
+# A lease with most of its time left is not written again: reading changes nothing in
+# Redis's append-only file, so a job that starts soon after its record was accepted waits
+# for no fsync here.
+_LOAD_LEASED = """
+local ends = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if ends and tonumber(ends) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
 # Claim expired leases atomically so that two reapers never queue one record twice.
 _CLAIM_EXPIRED = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -110,16 +123,20 @@ class Ledger:
         self.redis = connection
         self._publish = connection.register_script(_PUBLISH_ONCE)
         self._claim = connection.register_script(_CLAIM_EXPIRED)
+        self._load_leased = connection.register_script(_LOAD_LEASED)
 
     def load(self, record_id: str, lease: int | None = None) -> LedgerEntry:
-        """The entry of ``record_id``; with ``lease``, its lease renewed in the same trip."""
+        """The entry of ``record_id``; with ``lease``, its lease renewed in the same trip to
+        ``lease`` seconds from now, unless more than ``LEASE_KEPT`` of that is left."""
         if lease is None:
             raw = self.redis.hgetall(record_key(record_id))
         else:
-            with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(record_key(record_id))
-                pipe.zadd(PENDING, {record_id: time.time() + lease}, xx=True)
-                raw = pipe.execute()[0]
+            now = time.time()
+            flat = self._load_leased(
+                keys=[record_key(record_id), PENDING],
+                args=[record_id, now + lease * LEASE_KEPT, now + lease],
+            )
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
         if not raw:
             raise RecordNotFoundError(record_id)
         data = {text(k): text(v) for k, v in raw.items()}

@@ -70,7 +70,8 @@ def skeleton(entry: LedgerEntry) -> IntakeRecord:
 
 def run_pipeline(record_id: str, ctx: WorkerContext) -> IntakeRecord:
     lease = ctx.settings.job_lease_seconds
-    # Claim the lease as the job starts; each saved step renews it in the same write.
+    # Claim the lease as the job starts (written only when much of it has run out); each
+    # saved step renews it in the same write.
     entry = ctx.ledger.load(record_id, lease=lease)
     record = entry.record or skeleton(entry)
     stopped: str | None = None
