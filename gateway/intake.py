@@ -74,8 +74,9 @@ class IntakeContext:
 # Record a new arrival, atomically, unless one of its idempotency keys is known: then
 # nothing is written and the known record's id comes back. Otherwise allocate the
 # reference, write the ledger entry, idempotency keys, lease and count, and run the queue's
-# commands for the job (as rq builds them), all in one script: one round trip and one
-# fsync, and all of it or none of it.
+# commands for the job (as rq builds them), all in one script, which Redis runs with no
+# other client in between and logs to its append-only file as one transaction: one round
+# trip, one fsync.
 _RECORD_ARRIVAL = """
 local keys_count = tonumber(ARGV[1])
 for i = 1, keys_count do
