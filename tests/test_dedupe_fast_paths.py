@@ -232,16 +232,7 @@ def look_up_then_register(
             settings.duplicate_window_days,
         )
         registered = index.register(
-            Entry(
-                id=record.id,
-                reference=record.reference,
-                received_at=received,
-                customers=subject.customers,
-                by_person=subject.by_person,
-                signature=subject.signature,
-                campaign=decision.campaign,
-                duplicate_of=decision.duplicate_of or "",
-            ),
+            subject.entry(decision),
             decision.to_json(),
             settings.campaign_min_customers,
         )

@@ -58,6 +58,20 @@ class Subject:
     customers: frozenset[str]
     by_person: bool
 
+    def entry(self, decision: Decision) -> Entry:
+        """The record as the index keeps it, in the campaign and duplicate ``decision``
+        names."""
+        return Entry(
+            id=self.record.id,
+            reference=self.record.reference,
+            received_at=self.record.received_at.timestamp(),
+            customers=self.customers,
+            by_person=self.by_person,
+            signature=self.signature,
+            campaign=decision.campaign,
+            duplicate_of=decision.duplicate_of or "",
+        )
+
 
 def decide(
     subject: Subject,

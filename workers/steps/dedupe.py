@@ -58,17 +58,7 @@ class Deduplicate:
                 settings.duplicate_similarity,
                 settings.duplicate_window_days,
             )
-            entry = Entry(
-                id=record.id,
-                reference=record.reference,
-                received_at=received,
-                customers=subject.customers,
-                by_person=subject.by_person,
-                signature=subject.signature,
-                campaign=decision.campaign,
-                duplicate_of=decision.duplicate_of or "",
-            )
-            return entry, decision.to_json()
+            return subject.entry(decision), decision.to_json()
 
         # Decided as if no earlier message were similar: the index keeps that decision at
         # once unless a candidate is similar enough to change it.
