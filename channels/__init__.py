@@ -103,6 +103,13 @@ def normaliser_for(name: str, settings: Settings | None = None) -> Normaliser:
     return normaliser
 
 
+def load_all() -> None:
+    """Import every registered normaliser and notifier now, as a worker starts, rather
+    than on the first record of each kind, while a customer waits for the reply."""
+    for path in (*_NORMALISERS.values(), *_NOTIFIERS.values()):
+        _load(path)
+
+
 def refusal_for(notifier: Notifier, record: IntakeRecord, recipient: str) -> str | None:
     """Why nothing may be sent to ``recipient`` on this channel (the customer opted out),
     or None. Optional for a notifier (``refusal``): asked before sending, so that a refusal

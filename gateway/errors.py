@@ -48,6 +48,10 @@ class RulesError(SettingsError):
     """A rules or directory file is malformed; the message names the file and line."""
 
 
+class TemplateError(SettingsError):
+    """A message template does not compile; the message names the template and line."""
+
+
 class EmbeddedRedisError(IntakeError):
     """The embedded Redis server could not be started."""
 

@@ -18,8 +18,11 @@ from jinja2 import (
     PackageLoader,
     StrictUndefined,
     TemplateNotFound,
+    TemplateSyntaxError,
     select_autoescape,
 )
+
+from gateway.errors import TemplateError
 
 
 @lru_cache(maxsize=4)
@@ -36,6 +39,20 @@ def environment(override_dir: Path | None) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+def compile_all(override_dir: Path | None) -> int:
+    """Compile every template now (as a worker starts), not on its first use; returns how
+    many. A template that does not compile stops the start with its name and line."""
+    env = environment(override_dir)
+    names = env.list_templates(extensions=["j2"])
+    for name in names:
+        try:
+            env.get_template(name)
+        except TemplateSyntaxError as exc:
+            where = exc.filename or name
+            raise TemplateError(f"{where}:{exc.lineno}: {exc.message}") from None
+    return len(names)
 
 
 def render(name: str, override_dir: Path | None, **values: Any) -> str:

@@ -22,7 +22,7 @@ def drain_pipeline(steps: str | None) -> float:
     from gateway.logs import configure_logging
     from gateway.settings import load_settings
     from workers import pipeline
-    from workers.runner import check_rules, run_worker
+    from workers.runner import run_worker, warm_up
 
     if steps:
         chosen = tuple(steps.split(","))
@@ -35,10 +35,10 @@ def drain_pipeline(steps: str | None) -> float:
     if not settings.redis_url:
         raise SystemExit("INTAKE_REDIS_URL must be set")
     configure_logging(settings.log_level, settings.log_json, settings.log_file)
-    # Start-up is not timed, as for the no-op worker: loading the rules (a second or so of
-    # compiling patterns, once per worker process) happens here, and run_worker finds them
-    # loaded.
-    check_rules(settings)
+    # Start-up is not timed, as for the no-op worker: the worker's warm-up (loading the
+    # rules, a second or so of compiling patterns, and the modules and templates the first
+    # job would load) happens here, and run_worker finds it all loaded.
+    warm_up(settings)
     started = time.perf_counter()
     run_worker(settings, settings.redis_url, burst=True)
     return time.perf_counter() - started
