@@ -6,6 +6,8 @@ relay (SMTPUTF8 enabled, as Postfix and Exim offer it) and reads what arrived.
 
 from __future__ import annotations
 
+import random
+import string
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from aiosmtpd.controller import Controller
 
 from channels import Notice
 from channels.email.outbound import EmailNotifier
+from channels.email.policy import PLAIN_HEADERS
 from gateway.schema import IntakeRecord, Source, Thread
 from gateway.settings import Settings, load_settings
 from tests.conftest import free_port
@@ -154,3 +157,23 @@ def test_without_a_relay_the_message_is_written_to_the_outbox(tmp_path: Path) ->
     assert message["Subject"] == "Rydym wedi cael eich cwyn – cyfeirnod CX-2026-000123"
     body = message.get_body(("plain",))
     assert body is not None and body.get_content().replace("\r\n", "\n") == TEXT
+
+
+def test_the_message_is_written_byte_for_byte_as_compat32_writes_it(tmp_path: Path) -> None:
+    notifier = EmailNotifier(settings_for(None, tmp_path))
+    for recipient, html in (("sian@example.net", HTML), ("a.tenant@example.net", None)):
+        message = notifier.build(notice(recipient, html))
+        assert message.as_bytes(policy=PLAIN_HEADERS) == message.as_bytes(policy=policy.compat32)
+
+
+def test_header_values_of_every_shape_are_folded_as_compat32_folds_them() -> None:
+    shapes = random.Random(2026)
+    letters = string.ascii_letters + string.digits + " \t<>@.=?-_:;,\"'()[]"
+    names = ("Subject", "To", "Message-ID", "References", "X-Intake-Reference")
+    for _ in range(4_000):
+        length = shapes.choice((0, 1, 12, 40, 60, 64, 65, 66, 67, 68, 70, 76, 77, 78, 79, 120))
+        value = "".join(shapes.choice(letters) for _ in range(length))
+        for variant in (value, value.replace("\t", " "), f" {value}", value + "é", value + "\n x"):
+            name = shapes.choice(names)
+            expected = policy.compat32.fold_binary(name, variant)
+            assert PLAIN_HEADERS.fold_binary(name, variant) == expected, (name, variant)

@@ -24,6 +24,7 @@ import aiosmtplib
 
 from channels import Delivery, Notice
 from channels.email.automated import LOOP_HEADER
+from channels.email.policy import PLAIN_HEADERS
 from channels.email.relay import Envelope, relay_connection
 from gateway.errors import DeliveryError
 from gateway.schema import IntakeRecord
@@ -94,7 +95,7 @@ class EmailNotifier:
         try:
             # A null envelope sender: bounces of an automatic reply must not come back.
             if recipient.isascii():
-                envelope = Envelope("", [recipient], message.as_bytes())
+                envelope = Envelope("", [recipient], message.as_bytes(policy=PLAIN_HEADERS))
             else:  # an internationalised address needs SMTPUTF8 (RFC 6531)
                 data = message.as_bytes(policy=SMTPUTF8)
                 envelope = Envelope("", [recipient], data, ("SMTPUTF8",))
@@ -127,7 +128,7 @@ class EmailNotifier:
             name = notice.message_id.strip("<>").replace("/", "_") + ".eml"
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
-                handle.write(message.as_bytes())
+                handle.write(message.as_bytes(policy=PLAIN_HEADERS))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, folder / name)
