@@ -107,9 +107,9 @@ def _read(raw: bytes, envelope_from: str | None, blobs: BlobStore) -> dict[str, 
     review: list[str] = []
     if not headers.keys():
         review.append("the message has no headers; it may not be an email at all")
-    message, mail = _parse(raw, review)
+    message = _parse(raw, review)
     charset = _charset_of(headers)
-    name, address = _sender(mail, headers, charset)
+    name, address = _sender(message, headers, charset)
     if not address:
         review.append("no sender address could be read (From is missing or unreadable)")
     body = _Body(blobs, review)
@@ -135,16 +135,15 @@ def _read(raw: bytes, envelope_from: str | None, blobs: BlobStore) -> dict[str, 
     }
 
 
-def _parse(raw: bytes, review: list[str]) -> tuple[Message | None, Any]:
-    """The MIME tree, every header in it cut to MAX_HEADER_CHARS, and mail-parser's reading
-    of it. Decoding RFC 2047 words takes time quadratic in a header's length, in the
-    standard library and in mail-parser, which decodes every header: uncut, one hostile
-    header would hold a worker for minutes."""
+def _parse(raw: bytes, review: list[str]) -> Message | None:
+    """The MIME tree, every header in it cut to MAX_HEADER_CHARS. Decoding RFC 2047 words
+    takes time quadratic in a header's length, in the standard library and in mail-parser,
+    which decodes every header: uncut, one hostile header would hold a worker for minutes."""
     try:
         message = message_from_bytes(raw, policy=compat32)
     except RecursionError:  # the parser recurses once per level of multipart nesting
         review.append("the message is nested too deeply to be parsed as MIME")
-        return None, None
+        return None
     stack = [message]
     while stack:
         part = stack.pop()
@@ -156,11 +155,7 @@ def _parse(raw: bytes, review: list[str]) -> tuple[Message | None, Any]:
                 part.set_raw(name, str(value)[:MAX_HEADER_CHARS])
         if part.is_multipart():
             stack.extend(c for c in part.get_payload() if isinstance(c, Message))
-    try:
-        mail = mailparser.MailParser(message)
-    except Exception:  # mail-parser raises many kinds on hostile input; it only adds a reading
-        mail = None  # of the sender, and the tree is already there
-    return message, mail
+    return message
 
 
 class _Body:
@@ -372,7 +367,9 @@ def _decode_words(value: str) -> str:
     return _ENCODED_WORD.sub(word, _BETWEEN_WORDS.sub("", value))
 
 
-def _sender(mail: Any, headers: Message, charset: str | None) -> tuple[str, str | None]:
+def _sender(
+    message: Message | None, headers: Message, charset: str | None
+) -> tuple[str, str | None]:
     """``(display name, address)`` from From, read by the standard library from the decoded
     header, else by mail-parser. An address in a From that does not parse (``Big Bug
     bb@bug.com``, two addresses without a comma) is taken as the sender's."""
@@ -381,11 +378,8 @@ def _sender(mail: Any, headers: Message, charset: str | None) -> tuple[str, str 
         candidates = getaddresses([raw_from]) if raw_from else []
     except RecursionError:  # it recurses once per nested comment: "((((..."
         candidates = []
-    if mail is not None and not any(_valid_address(a) for _, a in candidates):
-        try:
-            candidates = [(str(pair[0]), str(pair[1])) for pair in (mail.from_ or [])]
-        except (ValueError, TypeError, IndexError, AttributeError, LookupError):
-            candidates = []
+    if message is not None and not any(_valid_address(a) for _, a in candidates):
+        candidates = _read_by_mail_parser(message)
     for name, address in candidates:
         valid = _valid_address(address)
         if valid:
@@ -398,6 +392,17 @@ def _sender(mail: Any, headers: Message, charset: str | None) -> tuple[str, str 
             name = "" if "@" in rest else _clean_line(rest).strip("\"'<> ")
             return name[:200], valid
     return "", None
+
+
+def _read_by_mail_parser(message: Message) -> list[tuple[str, str]]:
+    """mail-parser's reading of From, asked only when the standard library's finds no
+    address: it reads the whole message (every header decoded, every part walked), which
+    cost half of normalising one."""
+    try:
+        mail = mailparser.MailParser(message)
+        return [(str(pair[0]), str(pair[1])) for pair in (mail.from_ or [])]
+    except Exception:  # mail-parser raises many kinds on hostile input; it only adds a
+        return []  # reading of the sender, and the tree is already there
 
 
 def _valid_address(address: str | None) -> str | None:
