@@ -289,9 +289,43 @@ def test_addresses_are_read_as_aiosmtpd_reads_them(settings: Settings, limit: in
     arguments += ["<a@b.example> SIZE=100 BODY=8BITMIME", "a@b.example SMTPUTF8", "<>", "  <x@y>"]
     arguments += ["<unterminated@x", "no at sign", "<@route:a@b>", "<élève@école.fr>"]
     arguments += ["<a very long local part that goes on@x.example>", "<(comment)a@b>", ">"]
+    # Around the plain form read without the parser: spacing, comments, dots, odd atext.
+    plain = ["<a@b.example>", "<first.last+tag@mail.housing.test>", "<A_B=c{d}~e@x-y.z9>"]
+    arguments += plain + [f"{p} SIZE=300" for p in plain] + [f"{p}  SIZE=1" for p in plain]
+    arguments += ["<a@b.example>\tSIZE=1", "<a@b.example> (c) SIZE=1", "<a@b.example>SIZE=1"]
+    arguments += ["<a@b.example> ", "<a@b.example>\n", "<a..b@c.d>", "<.a@c.d>", "<a.@c.d>"]
+    arguments += ["<a@c..d>", "<a@.c>", "<a@c.>", "<a@-c.d>", "<a@c_d.e>", "<a@[1.2.3.4]>"]
+    arguments += ["<a@b.example>>", "<<a@b.example>", "<a@b@c.d>", "<a b@c.d>", '<"a"@c.d>']
     try:
         for argument in arguments:
             assert protocol._getaddr(argument) == SMTP._getaddr(protocol, argument), argument
     finally:
+        handler.executor.shutdown()
+        ctx.connection.close()
+
+
+def test_a_connection_knows_every_verb_and_auth_mechanism_aiosmtpd_knows(
+    settings: Settings,
+) -> None:
+    """Each connection lists its verbs and mechanisms cheaply; the lists must be whole."""
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    ctx = IntakeContext.from_settings(settings, connect(settings.redis_url))
+    handler = SMTPHandler(ctx)
+    loop = asyncio.new_event_loop()
+    try:
+        ours = smtp_module.make_smtp(handler, settings)
+        theirs = SMTP(handler, loop=loop)
+        assert ours._smtp_methods.keys() == theirs._smtp_methods.keys()
+        assert {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "STARTTLS", "QUIT"} <= set(
+            ours._smtp_methods
+        )
+        assert all(method.__self__ is ours for method in ours._smtp_methods.values())
+        assert ours._auth_methods.keys() == theirs._auth_methods.keys()
+        assert ours._handle_hooks.keys() == theirs._handle_hooks.keys()
+    finally:
+        loop.close()
         handler.executor.shutdown()
         ctx.connection.close()
