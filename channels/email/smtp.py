@@ -11,7 +11,6 @@ complaint) with the exception's text in it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 import ssl
 from concurrent.futures import ThreadPoolExecutor
@@ -171,9 +170,14 @@ class IntakeSMTP(SMTP):
         return addr, rest
 
 
-@functools.cache
+_LISTED: dict[str, list[str]] = {}
+
+
 def _verbs_and_mechanisms(protocol: type[SMTP]) -> list[str]:
-    return [name for name in dir(protocol) if name.startswith(("smtp_", "auth_"))]
+    key = f"{protocol.__module__}.{protocol.__qualname__}"
+    if key not in _LISTED:
+        _LISTED[key] = [name for name in dir(protocol) if name.startswith(("smtp_", "auth_"))]
+    return _LISTED[key]
 
 
 def make_smtp(
