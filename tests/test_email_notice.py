@@ -31,6 +31,7 @@ TEXT = (
     "Annwyl Siân,\n\nDiolch am eich neges. Eich cyfeirnod yw CX-2026-000123.\n"
     "From now on we will write to you in Welsh.\n.\nA line that is far longer than any "
     "mail program would fold by itself, " * 3 + "\nand a = sign.\n"
+    "--=_intake_0123456789abcdef01234567\n--=_intake_0123456789abcdef01234567--\n"
 )
 HTML = "<p>Annwyl Siân,</p><p>Diolch — cyfeirnod <strong>CX-2026-000123</strong>.</p>"
 
@@ -177,3 +178,14 @@ def test_header_values_of_every_shape_are_folded_as_compat32_folds_them() -> Non
             name = shapes.choice(names)
             expected = policy.compat32.fold_binary(name, variant)
             assert PLAIN_HEADERS.fold_binary(name, variant) == expected, (name, variant)
+
+
+def test_the_boundary_cannot_occur_in_the_parts(tmp_path: Path) -> None:
+    """Whatever a template writes, no line of a part can be taken for the boundary."""
+    message = EmailNotifier(settings_for(None, tmp_path)).build(notice("sian@example.net"))
+    boundary = message.get_boundary()
+    assert boundary is not None and boundary.startswith("=_")
+    raw = message.as_bytes(policy=PLAIN_HEADERS).decode("ascii")
+    lines_with_marker = [line for line in raw.splitlines() if "=_" in line]
+    assert all(boundary in line for line in lines_with_marker)  # TEXT holds "--=_..." lines
+    assert len(lines_with_marker) == 4  # the Content-Type parameter, two openers, the closer
