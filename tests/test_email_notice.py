@@ -31,7 +31,7 @@ TEXT = (
     "Annwyl Siân,\n\nDiolch am eich neges. Eich cyfeirnod yw CX-2026-000123.\n"
     "From now on we will write to you in Welsh.\n.\nA line that is far longer than any "
     "mail program would fold by itself, " * 3 + "\nand a = sign.\n"
-    "--=_intake_0123456789abcdef01234567\n--=_intake_0123456789abcdef01234567--\n"
+    "--=_0123456789abcdef\n--=_0123456789abcdef--\n"
 )
 HTML = "<p>Annwyl Siân,</p><p>Diolch — cyfeirnod <strong>CX-2026-000123</strong>.</p>"
 
@@ -134,6 +134,18 @@ def test_a_text_only_notice_is_a_single_part(relay: tuple[Received, str], tmp_pa
     assert message.get_content_type() == "text/plain"
     assert message.get_content().replace("\r\n", "\n") == TEXT
     assert message["MIME-Version"] == "1.0"
+
+
+@pytest.mark.parametrize("html", [HTML, None])
+def test_each_header_appears_once(
+    relay: tuple[Received, str], tmp_path: Path, html: str | None
+) -> None:
+    handler, url = relay
+    EmailNotifier(settings_for(url, tmp_path)).send(notice("sian@example.net", html=html))
+    _, _, message, _ = handler.only()
+    names = [name.lower() for name in message]
+    assert len(names) == len(set(names)), names
+    assert "mime-version" in names
 
 
 def test_an_internationalised_address_is_sent_with_smtputf8(

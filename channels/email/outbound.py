@@ -63,7 +63,8 @@ class EmailNotifier:
             if notice.html
             else plain
         )
-        message["MIME-Version"] = "1.0"
+        if "MIME-Version" not in message:  # a multipart message has it already
+            message["MIME-Version"] = "1.0"
         message["From"] = formataddr(
             (self.settings.organisation_name, self.settings.ack_sender), charset="utf-8"
         )
@@ -148,7 +149,7 @@ def _boundary() -> str:
     writes every "=" as "=3D", so no line of theirs holds "=_". Left to the generator, a
     boundary is checked against the text with a regular expression compiled for each
     message, which cost as much as writing the rest of it."""
-    return f"=_intake_{secrets.token_hex(12)}"
+    return f"=_{secrets.token_hex(8)}"  # short enough that its header needs no folding
 
 
 def _part(text: str, subtype: str) -> MIMEText:
