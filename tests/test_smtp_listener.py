@@ -212,6 +212,26 @@ def test_idle_client_is_disconnected(settings: Settings, connection: redis.Redis
         controller.stop()
 
 
+def test_a_client_that_keeps_talking_stays_until_it_falls_silent(
+    settings: Settings, connection: redis.Redis
+) -> None:
+    quick = settings.model_copy(update={"smtp_idle_timeout_seconds": 0.5})
+    controller = SMTPController(SMTPHandler(IntakeContext.from_settings(quick, connection)), quick)
+    controller.start()
+    try:
+        client = smtplib.SMTP(quick.bind_host, quick.smtp_port, timeout=5)
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:  # three idle timeouts, never idle for one
+            assert client.docmd("NOOP")[0] == 250
+            time.sleep(0.2)
+        time.sleep(1.0)
+        with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
+            client.docmd("NOOP")
+            client.docmd("NOOP")
+    finally:
+        controller.stop()
+
+
 def test_flooding_client_is_cut_off(settings: Settings, connection: redis.Redis) -> None:
     limited = settings.model_copy(update={"smtp_command_limit": 10})
     controller = SMTPController(
