@@ -147,8 +147,8 @@ _UTF8.body_encoding = QP  # readable in any mail program's source view, unlike b
 def _boundary() -> str:
     """A multipart boundary that cannot occur in the parts: they are quoted-printable, which
     writes every "=" as "=3D", so no line of theirs holds "=_". Left to the generator, a
-    boundary is checked against the text with a regular expression compiled for each
-    message, which cost as much as writing the rest of it."""
+    random boundary is checked against the text with a regular expression compiled anew
+    for each message."""
     return f"=_{secrets.token_hex(8)}"  # short enough that its header needs no folding
 
 
