@@ -170,14 +170,13 @@ class IntakeSMTP(SMTP):
         return addr, rest
 
 
-_LISTED: dict[str, list[str]] = {}
+_LISTED: dict[type[SMTP], list[str]] = {}
 
 
 def _verbs_and_mechanisms(protocol: type[SMTP]) -> list[str]:
-    key = f"{protocol.__module__}.{protocol.__qualname__}"
-    if key not in _LISTED:
-        _LISTED[key] = [name for name in dir(protocol) if name.startswith(("smtp_", "auth_"))]
-    return _LISTED[key]
+    if protocol not in _LISTED:
+        _LISTED[protocol] = [n for n in dir(protocol) if n.startswith(("smtp_", "auth_"))]
+    return _LISTED[protocol]
 
 
 def make_smtp(

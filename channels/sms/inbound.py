@@ -29,8 +29,9 @@ async def take_in(raw: bytes, form: Form, ctx: IntakeContext, batcher: AcceptBat
     """Accept the message; raises TemporaryError when it could not be stored or queued."""
     arrival = arrival_of(raw, form)
     receipt = await batcher.accept(arrival)
-    if keyword_of(form.first("Body"), form.first("OptOutType")) is not None:
-        await run_in_threadpool(honour_keyword, form, arrival.channel, ctx.connection)
+    keyword = keyword_of(form.first("Body"), form.first("OptOutType"))
+    if keyword is not None:
+        await run_in_threadpool(honour_keyword, keyword, form, arrival.channel, ctx.connection)
     return receipt
 
 
@@ -53,11 +54,10 @@ def arrival_of(raw: bytes, form: Form) -> Arrival:
     )
 
 
-def honour_keyword(form: Form, channel: str, connection: redis.Redis) -> None:
-    """Put the sender on the suppression list, or take it off, as its keyword asks."""
-    keyword = keyword_of(form.first("Body"), form.first("OptOutType"))
+def honour_keyword(keyword: Keyword, form: Form, channel: str, connection: redis.Redis) -> None:
+    """Put the sender on the suppression list, or take it off, as ``keyword`` asks."""
     number = e164(form.first("From") or "")
-    if keyword is None or number is None:
+    if number is None:
         return
     suppressions = SuppressionList(connection)
     try:
