@@ -345,6 +345,10 @@ def test_a_connection_knows_every_verb_and_auth_mechanism_aiosmtpd_knows(
         assert all(method.__self__ is ours for method in ours._smtp_methods.values())
         assert ours._auth_methods.keys() == theirs._auth_methods.keys()
         assert ours._handle_hooks.keys() == theirs._handle_hooks.keys()
+        listed = object.__dir__(handler)  # every attribute, as aiosmtpd would list them
+        hooks = {n.removeprefix("handle_") for n in listed if n.startswith("handle_")}
+        assert set(ours._handle_hooks) == hooks >= {"RCPT", "DATA", "exception"}
+        assert all(hook.__self__ is handler for hook in ours._handle_hooks.values())
     finally:
         loop.close()
         handler.executor.shutdown()

@@ -52,6 +52,12 @@ class SMTPHandler:
         self.in_flight = 0
         self.connections: set[IntakeSMTP] = set()
 
+    def __dir__(self) -> list[str]:
+        """The hooks and AUTH mechanisms only: aiosmtpd lists the handler's attributes for
+        both as each connection opens, as it lists the connection's own (see
+        ``IntakeSMTP.__dir__``)."""
+        return _listed(type(self), ("handle_", "auth_"))
+
     def busy(self) -> bool:
         """True while a message is being stored or a client is part-way through one."""
         return self.in_flight > 0 or any(c.in_transaction for c in self.connections)
@@ -131,7 +137,7 @@ class IntakeSMTP(SMTP):
         connection's attributes as each connection opens, and ``inspect.getmembers`` reads
         every attribute it is given, properties included, which cost a third of opening
         one. What it finds is what aiosmtpd's own protocol finds."""
-        return _verbs_and_mechanisms(type(self))
+        return _listed(type(self), ("smtp_", "auth_"))
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -170,13 +176,15 @@ class IntakeSMTP(SMTP):
         return addr, rest
 
 
-_LISTED: dict[type[SMTP], list[str]] = {}
+_LISTED: dict[tuple[type, tuple[str, ...]], list[str]] = {}
 
 
-def _verbs_and_mechanisms(protocol: type[SMTP]) -> list[str]:
-    if protocol not in _LISTED:
-        _LISTED[protocol] = [n for n in dir(protocol) if n.startswith(("smtp_", "auth_"))]
-    return _LISTED[protocol]
+def _listed(kind: type, prefixes: tuple[str, ...]) -> list[str]:
+    """The names of ``kind``'s attributes that start with one of ``prefixes``, listed once."""
+    key = (kind, prefixes)
+    if key not in _LISTED:
+        _LISTED[key] = [name for name in dir(kind) if name.startswith(prefixes)]
+    return _LISTED[key]
 
 
 def make_smtp(
