@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from gateway.intake import Arrival, IntakeContext, Receipt, accept_many
 
@@ -22,18 +22,14 @@ BATCHES_AT_ONCE = 4  # so that one batch's fsyncs do not hold up the next
 
 
 class AcceptBatcher:
-    """Batches ``accept`` for the coroutines of one event loop, run on ``executor`` (by
-    default threads of its own, one per batch at once)."""
+    """Batches ``accept`` for the coroutines of one event loop, in threads of its own, one
+    per batch at once."""
 
     def __init__(
-        self,
-        ctx: IntakeContext,
-        executor: Executor | None = None,
-        most: int = MOST_PER_BATCH,
-        at_once: int = BATCHES_AT_ONCE,
+        self, ctx: IntakeContext, most: int = MOST_PER_BATCH, at_once: int = BATCHES_AT_ONCE
     ) -> None:
         self.ctx = ctx
-        self.executor = executor or ThreadPoolExecutor(at_once, thread_name_prefix="accept")
+        self.executor = ThreadPoolExecutor(at_once, thread_name_prefix="accept")
         self.most = most
         self.at_once = at_once
         self.waiting: list[tuple[Arrival, asyncio.Future[Receipt]]] = []
@@ -57,6 +53,10 @@ class AcceptBatcher:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         return await future
+
+    def shutdown(self) -> None:
+        """Let the batches being stored finish, then stop the threads."""
+        self.executor.shutdown(wait=True)
 
     async def _run_batches(self) -> None:
         """Store what waits, batch after batch, until nothing does. The count of running

@@ -159,7 +159,7 @@ def smtp_server(intake_ctx: IntakeContext) -> Iterator[tuple[str, int]]:
     controller.start()
     yield intake_ctx.settings.bind_host, intake_ctx.settings.smtp_port
     controller.stop()
-    handler.executor.shutdown(wait=True)
+    handler.batcher.shutdown()
 
 
 @pytest.fixture

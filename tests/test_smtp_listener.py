@@ -320,7 +320,7 @@ def test_addresses_are_read_as_aiosmtpd_reads_them(settings: Settings, limit: in
         for argument in arguments:
             assert protocol._getaddr(argument) == SMTP._getaddr(protocol, argument), argument
     finally:
-        handler.executor.shutdown()
+        handler.batcher.shutdown()
         ctx.connection.close()
 
 
@@ -351,5 +351,5 @@ def test_a_connection_knows_every_verb_and_auth_mechanism_aiosmtpd_knows(
         assert all(hook.__self__ is handler for hook in ours._handle_hooks.values())
     finally:
         loop.close()
-        handler.executor.shutdown()
+        handler.batcher.shutdown()
         ctx.connection.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from email._header_value_parser import AddrSpec, AngleAddr, get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from typing import Any
@@ -44,11 +43,10 @@ _PLAIN_PATH = re.compile(
 class SMTPHandler:
     """aiosmtpd handler: one instance serves every connection of a listener."""
 
-    def __init__(self, ctx: IntakeContext, executor: ThreadPoolExecutor | None = None) -> None:
+    def __init__(self, ctx: IntakeContext) -> None:
         self.ctx = ctx
         self.policy = RecipientPolicy(ctx.settings.domains)
-        self.executor = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="accept")
-        self.batcher = AcceptBatcher(ctx, self.executor)
+        self.batcher = AcceptBatcher(ctx)
         self.in_flight = 0
         self.connections: set[IntakeSMTP] = set()
 
@@ -248,4 +246,4 @@ async def serve(
         batches=handler.batcher.runs,
         batched=handler.batcher.arrivals,
     )
-    handler.executor.shutdown(wait=True)
+    handler.batcher.shutdown()
