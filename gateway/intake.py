@@ -1,7 +1,7 @@
 """``accept``: the one way any channel hands a message to the gateway.
 
 An adapter may confirm receipt to its sender only after ``accept`` has returned: by then
-the raw bytes are fsynced in the blob store, the ledger entry and the idempotency key are
+the raw bytes are durable in the blob store, the ledger entry and the idempotency key are
 written, and one job is queued, all in one Redis transaction. If storage or Redis fails,
 ``accept`` raises a :class:`~gateway.errors.TemporaryError` and nothing is confirmed, so
 the sender retries. A repeated delivery (same idempotency key) returns the first
@@ -65,7 +65,7 @@ class IntakeContext:
         return cls(
             settings=settings,
             connection=connection,
-            blobs=BlobStore(settings.blob_dir),
+            blobs=BlobStore(settings.blob_dir, settings.blob_sync),
             queue=IntakeQueue(connection, settings),
             ledger=Ledger(connection),
         )
@@ -114,15 +114,18 @@ def accept_many(arrivals: Sequence[Arrival], ctx: IntakeContext) -> list[Receipt
     """``accept`` for several arrivals at once, in their order: for each, its receipt, or
     the error that kept it out, which leaves the others unaffected.
 
-    Each blob is stored as ``accept`` stores it; then one round trip runs each arrival's
-    script, so that Redis writes and fsyncs its append-only file once for all of them.
+    The blobs are stored together, made durable by one sync for all of them; then one
+    round trip runs each arrival's script, so that Redis writes and fsyncs its append-only
+    file once for all of them.
     """
     slots: list[_RecordCall | TemporaryError] = []
-    for arrival in arrivals:
+    stored = ctx.blobs.put_many([arrival.raw for arrival in arrivals])
+    for arrival, digest in zip(arrivals, stored, strict=True):
+        if isinstance(digest, StorageError):
+            slots.append(digest)
+            continue
         try:
-            slots.append(_record_call(arrival, ctx.blobs.put(arrival.raw), ctx))
-        except StorageError as exc:
-            slots.append(exc)
+            slots.append(_record_call(arrival, digest, ctx))
         except redis.RedisError as exc:  # rq asks the server's version once, when first used
             slots.append(_queue_error(exc))
     replies = iter(_run_scripts([s for s in slots if isinstance(s, _RecordCall)], ctx))

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
         description="Redis to use; unset starts an embedded Redis under the data directory.",
     )
     data_dir: Path = Field(default=Path("intake-data"), description="Blobs, embedded Redis.")
+    blob_sync: Literal["filesystem", "file"] = Field(
+        default="filesystem",
+        description="How stored blobs are made durable: a batch at a time, or each file alone.",
+    )
     queue_name: str = "intake"
     job_lease_seconds: int = Field(
         default=120, ge=2, description="Re-run unfinished records after."

@@ -26,6 +26,6 @@ class WorkerContext:
             settings=settings,
             connection=connection,
             ledger=Ledger(connection),
-            blobs=BlobStore(settings.blob_dir),
+            blobs=BlobStore(settings.blob_dir, settings.blob_sync),
             queue=IntakeQueue(connection, settings),
         )
