@@ -16,7 +16,11 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from gateway.jobtemplate import JobTemplate
+from gateway.logs import get_logger
 from gateway.settings import Settings
+
+log = get_logger("gateway.queue")
 
 JOB_FUNCTION = "workers.entry.process_record"
 # rq retries at once (a blip); longer outages are retried by the reaper when the record's
@@ -34,6 +38,8 @@ class IntakeQueue:
     def __init__(self, connection: redis.Redis, settings: Settings) -> None:
         self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
         self.failure_ttl = settings.failed_job_ttl_days * 86400
+        self._template: JobTemplate | None = None
+        self._rq_only = False  # the template did not give what rq gives
 
     def enqueue(
         self, record_id: str, attempt: int = 0, pipeline: redis.client.Pipeline | None = None
@@ -53,9 +59,21 @@ class IntakeQueue:
         """The Redis commands rq sends to queue the record's first job, flattened as
         ``count, command, arguments...`` for a script to run with other writes, atomically.
 
-        rq builds them, into a pipeline that is never sent, so the job is exactly the one
-        ``enqueue`` would write.
+        rq builds them once, for a probe record, and each record's are that template with
+        its id and the time put in (see :mod:`gateway.jobtemplate`), so the job is exactly
+        the one ``enqueue`` would write.
         """
+        if self._template is None and not self._rq_only:
+            self._template = JobTemplate.build(self._rq_commands)
+            if self._template is None:
+                self._rq_only = True
+                log.warning("queue.job_template_unusable", queue=self.queue.name)
+        if self._template is None:
+            return self._rq_commands(record_id)
+        return self._template.fill(record_id)
+
+    def _rq_commands(self, record_id: str) -> list[EncodableT]:
+        """``enqueue_commands`` as rq builds them, into a pipeline that is never sent."""
         with self.queue.connection.pipeline(transaction=False) as pipe:
             self.enqueue(record_id, pipeline=pipe)
             flat: list[EncodableT] = []
