@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from redis.typing import EncodableT
 from rq.utils import now, utcformat
 
-# Shaped like record ids (26 characters), and like nothing else in a job.
-PROBES = ("0000000000000000000PROBEONE", "0000000000000000000PROBETWO")
+# Shaped like record ids (26 characters), and like nothing else in a job; never a real
+# one, since a ULID has no letter O.
+PROBES = ("000000000000000000PROBEONE", "000000000000000000PROBETWO")
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.blobstore import BlobSync
 from gateway.errors import SettingsError
 
 UKNation = Literal["england", "wales", "scotland", "northern_ireland"]
@@ -108,7 +109,7 @@ class Settings(BaseSettings):
         description="Redis to use; unset starts an embedded Redis under the data directory.",
     )
     data_dir: Path = Field(default=Path("intake-data"), description="Blobs, embedded Redis.")
-    blob_sync: Literal["filesystem", "file"] = Field(
+    blob_sync: BlobSync = Field(
         default="filesystem",
         description="How stored blobs are made durable: a batch at a time, or each file alone.",
     )
