@@ -4,7 +4,7 @@ Each run starts a private Redis (appendonly yes, appendfsync always) and one ser
 uvicorn on 127.0.0.1, then ``wrk`` posts to it for a fixed time (16 connections):
 
 * gateway: ``intake http``, ``POST /v1/intake`` with a bearer key, every body different
-  (a counter in the text), so each 201 means a new blob fsynced and a new ledger entry
+  (a counter in the text), so each 201 means a new blob durable on disk and a new ledger entry
   and job in Redis's fsynced append-only file;
 * baseline: ``harness.http_baseline``, a bare Starlette endpoint that validates the same
   body with the same model and does one LPUSH;

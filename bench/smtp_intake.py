@@ -4,7 +4,7 @@ Each pair of runs times postfix's ``smtp-source`` (16 parallel sessions, ~3 KB m
 new connection per message) sending to
 
 * the gateway: ``python -m gateway.cli smtp`` on a private Redis (appendonly yes,
-  appendfsync always), so every 250 means the blob is fsynced and the ledger entry and
+  appendfsync always), so every 250 means the blob is durable on disk and the ledger entry and
   the job are in Redis's fsynced append-only file; and
 * the baseline: a bare aiosmtpd server that answers 250 to everything.
 

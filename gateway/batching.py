@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from gateway.intake import Arrival, IntakeContext, Receipt, accept_many
 
 MOST_PER_BATCH = 32
-BATCHES_AT_ONCE = 4  # so that one batch's fsyncs do not hold up the next
+BATCHES_AT_ONCE = 4  # so that one batch's syncs do not hold up the next
 
 
 class AcceptBatcher:

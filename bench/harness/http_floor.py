@@ -3,7 +3,7 @@ JSON API's benchmark.
 
 A bare Starlette endpoint that validates the body with the API's request model, then
 hands it to the gateway's own ``accept`` through the same batcher the API uses: the raw
-body fsynced in the blob store, the ledger entry and the job in Redis's fsynced
+body durable in the blob store, the ledger entry and the job in Redis's fsynced
 append-only file, before the 201. No key check, no idempotency header, no FastAPI. Its
 rate against the baseline is the most any implementation of ``POST /v1/intake`` can
 reach on the machine it runs on. Settings come from the environment (``INTAKE_*``), as

@@ -152,6 +152,6 @@ class UploadChecker:
                 if content_type is None:
                     problems.append(f"‘{name}’ must be {ALLOWED_DESCRIPTION}")
                     continue
-                digest = await run_in_threadpool(self.blobs.put, data)  # fsync: off the loop
+                digest = await run_in_threadpool(self.blobs.put, data)  # the sync: off the loop
                 files.append(StoredFile(name, content_type, len(data), digest))
         return files, problems
