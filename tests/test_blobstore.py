@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -184,3 +185,28 @@ def test_a_batch_is_synced_once_before_its_renames_and_once_after(
     results = store.put_many(blobs)
     assert events == ["sync", *["rename"] * 8, "sync"]
     assert [store.get(r) for r in results if isinstance(r, str)] == blobs
+
+
+def test_without_a_usable_syncfs_the_store_fsyncs_each_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filesync, "file_system_sync_available", lambda: False)
+    monkeypatch.setattr(filesync, "sync_file_system", disk_error)  # never called
+    store = BlobStore(tmp_path / "blobs", "filesystem")
+    assert store.sync == "file"
+    assert store.get(store.put(b"stored all the same")) == b"stored all the same"
+
+
+@pytest.mark.parametrize(
+    ("release", "usable"),
+    [("6.18.44-fc-v669", True), ("5.8.0", True), ("5.10", True), ("5.7.19", False),
+     ("4.19.0-17-amd64", False), ("not a version", False)],
+)  # fmt: skip
+def test_syncfs_is_used_only_where_it_reports_failed_writes(
+    monkeypatch: pytest.MonkeyPatch, release: str, usable: bool
+) -> None:
+    """Linux reports a failed write-back through syncfs only since 5.8."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("syncfs is Linux's")
+    monkeypatch.setattr(filesync.platform, "release", lambda: release)
+    assert (filesync._load_syncfs() is not None) is usable
