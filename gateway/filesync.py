@@ -15,6 +15,7 @@ unseen, so an older kernel, like a system without the call, makes each file dura
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import sys
@@ -53,13 +54,9 @@ def file_system_sync_available() -> bool:
     return _syncfs() is not None
 
 
-_loaded: list[Callable[[int], int] | None] = []
-
-
+@functools.cache
 def _syncfs() -> Callable[[int], int] | None:
-    if not _loaded:
-        _loaded.append(_load_syncfs())
-    return _loaded[0]
+    return _load_syncfs()
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
