@@ -97,8 +97,8 @@ class SMTPHandler:
                 },
             )
             # In a thread, with the messages of other connections that arrive meanwhile:
-            # the disk's sync must not stall other connections, and if the client hangs up now the
-            # message is stored all the same, so a resend is recognised as a repeat.
+            # the disk's sync must not stall other connections, and if the client hangs up
+            # now the message is stored all the same, so a resend is recognised as a repeat.
             receipt = await self.batcher.accept(arrival)
         except TemporaryError as exc:
             log.warning("smtp.deferred", error=type(exc).__name__)
